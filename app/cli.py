@@ -1,0 +1,168 @@
+"""`kakanai`: the operations command (serve, migrate, check definitions, manage staff accounts)."""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+from collections.abc import Sequence
+
+from app.settings import PROJECT_ROOT, Settings, get_settings
+
+
+def migrate(settings: Settings, revision: str = "head") -> None:
+    """Apply the Alembic migrations to the configured database."""
+    from alembic import command
+    from alembic.config import Config
+
+    if settings.effective_database_url.startswith("sqlite:///"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
+    cfg.attributes["url"] = settings.effective_database_url
+    command.upgrade(cfg, revision)
+
+
+def _session(settings: Settings):  # noqa: ANN202 - a context manager of Session
+    from app.db import make_engine, make_sessionmaker
+
+    engine = make_engine(settings.effective_database_url)
+    return make_sessionmaker(engine).begin()
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the definitions report; exit 1 when there are problems."""
+    from app.forms.loader import DefinitionError, load_definitions
+
+    directory = args.directory or settings.definitions_dir
+    try:
+        defs = load_definitions(directory)
+    except DefinitionError as exc:
+        print(str(exc))
+        print(f"\n{len(exc.problems)} 件の問題があります。", file=sys.stderr)
+        return 1
+    print(f"OK: 申請書 {len(defs.applications)} 種類、課 {len(defs.departments)}、"
+          f"聞き取り項目 {len(defs.fields)}（fingerprint {defs.fingerprint[:12]}）")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    """Upgrade the database schema."""
+    migrate(settings, args.revision)
+    print("database is at revision", args.revision)
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if not args.password_stdin:
+        print("--password-stdin is required (the password is read from standard input)", file=sys.stderr)
+        raise SystemExit(2)
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def cmd_users_create(args: argparse.Namespace, settings: Settings) -> int:
+    """Create a staff account."""
+    from app.errors import ValidationFailed
+    from app.services import auth
+
+    password = _read_password(args)
+    try:
+        with _session(settings) as session:
+            auth.create_user(session, username=args.name, password=password, role=args.role,
+                             display_name=args.display_name or args.name, department_id=args.department)
+    except ValidationFailed as exc:
+        for err in exc.details or []:
+            print(f"{err['field']}: {err['message']}", file=sys.stderr)
+        return 1
+    print(f"created {args.role} account {args.name}")
+    return 0
+
+
+def cmd_users_list(args: argparse.Namespace, settings: Settings) -> int:
+    """List staff accounts."""
+    from app.services import auth
+
+    with _session(settings) as session:
+        for user in auth.list_users(session):
+            print(f"{user.username}\t{user.role}\t{user.department_id or '-'}\t{'active' if user.active else 'disabled'}")
+    return 0
+
+
+def ensure_bootstrap_admin(settings: Settings) -> str | None:
+    """On a fresh development database, create `admin` with a random password and return it."""
+    from sqlalchemy import func, select
+
+    from app.models import User
+    from app.services import auth
+
+    with _session(settings) as session:
+        if session.scalar(select(func.count()).select_from(User)):
+            return None
+        password = secrets.token_urlsafe(12)
+        auth.create_user(session, username="admin", password=password, role="admin", display_name="管理者")
+        return password
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Migrate, make the first admin on an empty database, then run uvicorn."""
+    import uvicorn
+
+    from app.forms.loader import DefinitionError, load_definitions
+
+    try:
+        load_definitions(settings.definitions_dir)
+    except DefinitionError as exc:
+        print("様式定義に問題があるため起動できません:\n" + str(exc), file=sys.stderr)
+        return 1
+    migrate(settings)
+    password = ensure_bootstrap_admin(settings)
+    if password:
+        print("=" * 64)
+        print("最初の管理者アカウントを作成しました / bootstrap admin account created:")
+        print("  user: admin")
+        print(f"  password: {password}")
+        print("この表示は一度だけです。ログイン後 `kakanai users create` で職員を追加してください。")
+        print("=" * 64, flush=True)
+    uvicorn.run("app.main:app", host=args.host, port=args.port, workers=args.workers, proxy_headers=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `kakanai`."""
+    parser = argparse.ArgumentParser(prog="kakanai", description="書かない窓口 service operations")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="migrate the database and run the web service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(func=cmd_serve)
+
+    check = sub.add_parser("check", help="check the form definitions and print every problem")
+    check.add_argument("directory", nargs="?", default=None)
+    check.set_defaults(func=cmd_check)
+
+    mig = sub.add_parser("migrate", help="apply database migrations (alembic upgrade)")
+    mig.add_argument("revision", nargs="?", default="head")
+    mig.set_defaults(func=cmd_migrate)
+
+    users = sub.add_parser("users", help="staff accounts").add_subparsers(dest="users_command", required=True)
+    create = users.add_parser("create", help="create a staff account")
+    create.add_argument("name")
+    create.add_argument("--role", required=True, choices=["counter", "department", "admin"])
+    create.add_argument("--department", default=None, help="department id (for role department)")
+    create.add_argument("--display-name", default=None)
+    create.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    create.set_defaults(func=cmd_users_create)
+    lst = users.add_parser("list", help="list staff accounts")
+    lst.set_defaults(func=cmd_users_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `kakanai` console script."""
+    args = build_parser().parse_args(argv)
+    return args.func(args, get_settings())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

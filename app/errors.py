@@ -1,0 +1,151 @@
+"""Domain errors raised by services, and the one place that turns them into responses."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+class AppError(Exception):
+    """Base of domain errors: a status, a machine-readable code and a Japanese message."""
+
+    status = 400
+    code = "bad_request"
+    message = "リクエストが正しくありません"
+    # Some failures are facts to keep (a failed login counts towards lock-out): the session
+    # dependency commits instead of rolling back when this is set.
+    keep_changes = False
+
+    def __init__(self, message: str | None = None, *, details: Any = None):
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.details = details
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body for this error."""
+        out: dict[str, Any] = {"error": self.code, "message": self.message}
+        if self.details is not None:
+            out["errors"] = self.details
+        return out
+
+
+class ValidationFailed(AppError):
+    """Input failed validation; `details` lists one message per field."""
+
+    status = 422
+    code = "validation_error"
+    message = "入力内容に誤りがあります。各項目のメッセージを確認してください"
+
+
+class NotFound(AppError):
+    """The thing asked for does not exist (or the caller may not know it exists)."""
+
+    status = 404
+    code = "not_found"
+    message = "見つかりません"
+
+
+class Conflict(AppError):
+    """Someone else changed the thing first (stale version)."""
+
+    status = 409
+    code = "conflict"
+    message = "他の端末で先に更新されています。最新の内容を読み込んでから、もう一度保存してください"
+
+    def __init__(self, message: str | None = None, *, current_version: int | None = None):
+        super().__init__(message)
+        self.current_version = current_version
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body, with the version now stored so a client can reload."""
+        out = super().body()
+        if self.current_version is not None:
+            out["current_version"] = self.current_version
+        return out
+
+
+class Unauthorized(AppError):
+    """No valid credentials."""
+
+    status = 401
+    code = "unauthorized"
+    message = "ログインが必要です"
+
+
+class LoginFailed(Unauthorized):
+    """Wrong user name or password; the failure count is kept."""
+
+    keep_changes = True
+    message = "ユーザー名またはパスワードが違います"
+
+
+class Forbidden(AppError):
+    """Valid credentials, but this role may not do that."""
+
+    status = 403
+    code = "forbidden"
+    message = "この操作を行う権限がありません"
+
+
+class ServiceUnavailable(AppError):
+    """A dependency (the database, the definitions) is not ready."""
+
+    status = 503
+    code = "unavailable"
+    message = "ただいま利用できません。しばらくしてからもう一度お試しください"
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "cookie")]
+    return ".".join(parts) or "(root)"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register handlers so that every error is JSON with a Japanese message, never a stack trace."""
+
+    @app.exception_handler(AppError)
+    async def _app_error(request: Request, exc: AppError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors: dict[str, str] = {}
+        for err in exc.errors():
+            field = _field_name(tuple(err.get("loc", ())))
+            if err.get("type") == "json_invalid":
+                errors.setdefault(field, "JSONとして読めません")
+            elif err.get("type") == "missing":
+                errors.setdefault(field, "必須の項目がありません")
+            else:
+                errors.setdefault(field, "値の形式が正しくありません")
+        details = [{"field": k, "message": v} for k, v in errors.items()]
+        return JSONResponse(ValidationFailed(details=details).body(), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        messages = {404: "見つかりません", 405: "この方法では操作できません", 413: "送信された内容が大きすぎます"}
+        return JSONResponse(
+            {"error": f"http_{exc.status_code}", "message": messages.get(exc.status_code, "リクエストを処理できません")},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Log the type and where it happened, not the request body: it may hold personal data.
+        # The exception message is left out too: it may quote a value (a name, a number).
+        log.error("unhandled error on %s %s: %s\n%s", request.method, request.url.path, type(exc).__name__,
+                  "".join(traceback.format_tb(exc.__traceback__)))
+        return JSONResponse(
+            {"error": "internal_error", "message": "システムエラーが発生しました。入力内容は保存されていません。係員にお知らせください"},
+            status_code=500,
+        )

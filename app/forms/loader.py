@@ -1,0 +1,417 @@
+"""Load and check a whole set of form definitions, reporting every problem at once."""
+
+from __future__ import annotations
+
+import graphlib
+import hashlib
+import io
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from app.forms.context import ALIASES, BUILTINS
+from app.forms.expr import FUNCTIONS, ExprError, compile_expr
+from app.forms.schema import (
+    Application,
+    Department,
+    Departments,
+    FormField,
+    Interview,
+    InterviewField,
+    InterviewSection,
+)
+from app.forms.transforms import TRANSFORMS
+from app.forms.yamlsource import Problem, SourceMap, YamlError, load_yaml
+
+ADDRESS_PARTS = ("postal_code", "prefecture", "city", "town", "block", "building")
+PAGE_SIZES_MM = {"A4": (210.0, 297.0), "A3": (297.0, 420.0), "B4": (257.0, 364.0), "B5": (182.0, 257.0)}
+MAX_FILE_BYTES = 1_000_000
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class DefinitionError(Exception):
+    """A definition set with problems; str() is the full report, one problem a line."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(problems, key=lambda p: (p.file, p.line, p.path, p.message))
+        super().__init__("\n".join(map(str, self.problems)))
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """Where an interview field sits: its full answers path, section and definition."""
+
+    path: str
+    section: InterviewSection
+    field: InterviewField
+
+
+@dataclass(frozen=True)
+class DefinitionSet:
+    """A checked set of definitions, ready for determination and rendering."""
+
+    directory: Path
+    interview: Interview
+    departments: dict[str, Department]
+    applications: dict[str, Application]
+    fields: dict[str, FieldInfo]
+    known_paths: frozenset[str]
+    fingerprint: str
+    templates: dict[str, bytes] = field(default_factory=dict)
+
+    def application_order(self) -> list[str]:
+        """Application ids in an order that respects every `after` constraint."""
+        sorter = graphlib.TopologicalSorter({a: app.after for a, app in sorted(self.applications.items())})
+        return list(sorter.static_order())
+
+
+_PYDANTIC_MESSAGES = {
+    "missing": "必須の項目がありません",
+    "extra_forbidden": "未知の項目です（綴りを確認してください）",
+    "string_type": "文字列を指定してください",
+    "int_type": "整数を指定してください",
+    "int_parsing": "整数を指定してください",
+    "int_from_float": "整数を指定してください",
+    "float_type": "数値を指定してください",
+    "float_parsing": "数値を指定してください",
+    "bool_type": "true か false を指定してください",
+    "bool_parsing": "true か false を指定してください",
+    "list_type": "リスト（- で始まる行）を指定してください",
+    "dict_type": "項目の集まり（キー: 値）を指定してください",
+    "model_type": "項目の集まり（キー: 値）を指定してください",
+    "date_type": "日付（YYYY-MM-DD）を指定してください",
+    "date_parsing": "日付（YYYY-MM-DD）を指定してください",
+    "date_from_datetime_parsing": "日付（YYYY-MM-DD）を指定してください",
+    "string_pattern_mismatch": "使える文字は英小文字・数字・_ で、英小文字で始めてください",
+    "too_short": "少なくとも1つ必要です",
+}
+
+
+def _pydantic_message(err: dict[str, Any]) -> str:
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    if kind == "literal_error":
+        return f"次のいずれかを指定してください: {ctx.get('expected', '')}"
+    if kind == "value_error":
+        return str(ctx.get("error", err["msg"]))
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        bound = ctx.get("gt", ctx.get("ge", ctx.get("lt", ctx.get("le"))))
+        word = {"greater_than": "より大きく", "greater_than_equal": "以上に",
+                "less_than": "より小さく", "less_than_equal": "以下に"}[kind]
+        return f"{bound}{word}してください"
+    if kind == "too_long":
+        return f"多すぎます（最大 {ctx.get('max_length')} 個）"
+    return _PYDANTIC_MESSAGES.get(kind, f"値が正しくありません（{err['msg']}）")
+
+
+def _validate(model: type[M], data: Any, smap: SourceMap, problems: list[Problem]) -> M | None:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            path = ".".join(str(p) for p in err["loc"])
+            problems.append(Problem(smap.file, smap.line_of(path), path, _pydantic_message(err)))
+        return None
+
+
+def _read(path: Path, rel: str, problems: list[Problem]) -> tuple[Any, SourceMap] | None:
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        problems.append(Problem(rel, 1, "", "ファイルを読めません"))
+        return None
+    if len(raw) > MAX_FILE_BYTES:
+        problems.append(Problem(rel, 1, "", "ファイルが大きすぎます（1MBまで）"))
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        problems.append(Problem(rel, 1, "", "文字コードは UTF-8 にしてください"))
+        return None
+    try:
+        return load_yaml(text, rel)
+    except YamlError as exc:
+        problems.extend(exc.problems)
+        return None
+
+
+class _Checker:
+    """Compiles expressions and checks the data paths they read against the interview."""
+
+    def __init__(self, known_paths: frozenset[str], problems: list[Problem]):
+        self.known = known_paths
+        self.problems = problems
+
+    def resolve(self, raw: str, scope: dict[str, str]) -> str:
+        head, dot, rest = raw.partition(".")
+        base = head[:-2] if head.endswith("[]") else head
+        suffix = head[len(base):]
+        prefix = scope.get(base) or ALIASES.get(base)
+        if prefix is None:
+            return raw
+        return f"{prefix}{suffix}{dot}{rest}"
+
+    def expr(self, text: str | None, smap: SourceMap, path: str, scope: dict[str, str]) -> list[str]:
+        """Check one expression; returns the resolved data paths it reads."""
+        if text is None:
+            return []
+        try:
+            compiled = compile_expr(str(text))
+        except ExprError as exc:
+            self.problems.append(Problem(smap.file, smap.line_of(path), path, f"式の誤り: {exc}"))
+            return []
+        resolved = []
+        for raw in sorted(compiled.paths()):
+            if raw in BUILTINS or raw in FUNCTIONS:
+                continue
+            full = self.resolve(raw, scope)
+            if full not in self.known:
+                self.problems.append(
+                    Problem(smap.file, smap.line_of(path), path, f"聞き取り項目にないデータを参照しています: {raw}")
+                )
+            resolved.append(full)
+        return resolved
+
+    def list_prefix(self, text: str, smap: SourceMap, path: str, scope: dict[str, str]) -> str:
+        """The item path of a list expression (`household.members` → `household.members[]`)."""
+        paths = self.expr(text, smap, path, scope)
+        return f"{paths[0]}[]" if len(paths) == 1 else "?[]"
+
+
+def _interview_paths(interview: Interview, smap: SourceMap, problems: list[Problem]) -> dict[str, FieldInfo]:
+    fields: dict[str, FieldInfo] = {}
+    for si, section in enumerate(interview.sections):
+        for fi, fdef in enumerate(section.fields):
+            full = f"{section.repeat}[].{fdef.path}" if section.repeat else fdef.path
+            if full in fields:
+                where = f"sections.{si}.fields.{fi}.path"
+                problems.append(Problem(smap.file, smap.line_of(where), where, f"項目 {full} が重複しています"))
+                continue
+            fields[full] = FieldInfo(full, section, fdef)
+    return fields
+
+
+def _known_paths(fields: dict[str, FieldInfo]) -> frozenset[str]:
+    known: set[str] = set()
+    for full, info in fields.items():
+        candidates = [full]
+        if info.field.kind == "address":
+            candidates += [f"{full}.{part}" for part in ADDRESS_PARTS]
+        for cand in candidates:
+            known.add(cand)
+            parts = cand.split(".")
+            for i in range(1, len(parts)):
+                prefix = ".".join(parts[:i])
+                known.add(prefix)
+                if prefix.endswith("[]"):
+                    known.add(prefix[:-2])
+    return frozenset(known)
+
+
+def _check_cells(
+    cells: Iterable[tuple[str, FormField]], checker: _Checker, smap: SourceMap, scope: dict[str, str]
+) -> None:
+    for path, cell in cells:
+        checker.expr(cell.source, smap, f"{path}.source", scope)
+        if cell.transform is not None and cell.transform not in TRANSFORMS:
+            checker.problems.append(
+                Problem(smap.file, smap.line_of(f"{path}.transform"), f"{path}.transform",
+                        f"未知の変換です: {cell.transform}（使えるもの: {', '.join(sorted(TRANSFORMS))}）")
+            )
+
+
+def _layout_cells(app: Application) -> Iterator[tuple[str, FormField, bool]]:
+    """(yaml path, cell, in_table) for every cell of the layout."""
+    if app.layout is None:
+        return
+    for si, section in enumerate(app.layout.sections):
+        for ri, row in enumerate(section.rows):
+            for ci, cell in enumerate(row.cells):
+                yield f"layout.sections.{si}.rows.{ri}.cells.{ci}", cell, False
+        if section.table is not None:
+            for ci, cell in enumerate(section.table.columns):
+                yield f"layout.sections.{si}.table.columns.{ci}", cell, True
+
+
+def _check_application(
+    app_id: str, app: Application, smap: SourceMap, checker: _Checker, defs_dir: Path,
+    departments: dict[str, Department] | None, templates: dict[str, bytes],
+) -> None:
+    problems = checker.problems
+    if departments is not None and app.department not in departments:
+        problems.append(Problem(smap.file, smap.line_of("department"), "department",
+                                f"departments.yaml にない課です: {app.department}"))
+    scope: dict[str, str] = {}
+    for i, cond in enumerate(app.applies_when):
+        checker.expr(cond.if_, smap, f"applies_when.{i}.if", scope)
+    if app.for_each is not None:
+        scope[app.for_each.as_] = checker.list_prefix(app.for_each.in_, smap, "for_each.in", scope)
+        checker.expr(app.for_each.where, smap, "for_each.where", scope)
+        checker.expr(app.for_each.title, smap, "for_each.title", scope)
+    checker.expr(app.instance_title, smap, "instance_title", scope)
+    if app.deadline is not None:
+        checker.expr(app.deadline.from_, smap, "deadline.from", scope)
+    for i, doc in enumerate(app.documents_to_bring):
+        checker.expr(doc.when, smap, f"documents_to_bring.{i}.when", scope)
+    if app.layout is not None:
+        for si, section in enumerate(app.layout.sections):
+            base = f"layout.sections.{si}"
+            rows = [(f"{base}.rows.{ri}.cells.{ci}", c) for ri, r in enumerate(section.rows)
+                    for ci, c in enumerate(r.cells)]
+            _check_cells(rows, checker, smap, scope)
+            if section.table is not None:
+                table_scope = dict(scope)
+                table_scope[section.table.as_] = checker.list_prefix(
+                    section.table.each, smap, f"{base}.table.each", scope)
+                cols = [(f"{base}.table.columns.{ci}", c) for ci, c in enumerate(section.table.columns)]
+                _check_cells(cols, checker, smap, table_scope)
+    if app.template is not None:
+        _check_template(app, smap, checker, defs_dir, templates, scope)
+    if app.needs_signature and not any(c.style == "signature" for _, c, _ in _layout_cells(app)) \
+            and not any(f.style == "signature" for f in app.fields):
+        problems.append(Problem(smap.file, smap.line_of("needs_signature"), "needs_signature",
+                                "needs_signature が true ですが署名欄（style: signature）がありません"))
+
+
+def _check_template(
+    app: Application, smap: SourceMap, checker: _Checker, defs_dir: Path,
+    templates: dict[str, bytes], scope: dict[str, str],
+) -> None:
+    from pypdf import PdfReader  # only needed for cities that draw onto their own blank PDF
+    from pypdf.errors import PdfReadError
+
+    assert app.template is not None
+    target = (defs_dir / app.template).resolve()
+    if not target.is_relative_to(defs_dir.resolve()) or not target.is_file():
+        checker.problems.append(Problem(smap.file, smap.line_of("template"), "template",
+                                        f"様式PDFが見つかりません: {app.template}"))
+        return
+    data = target.read_bytes()
+    try:
+        pages = PdfReader(io.BytesIO(data)).pages
+        sizes = [(float(p.mediabox.width) * 25.4 / 72, float(p.mediabox.height) * 25.4 / 72) for p in pages]
+    except (PdfReadError, ValueError, OSError):
+        checker.problems.append(Problem(smap.file, smap.line_of("template"), "template",
+                                        f"様式PDFを読めません: {app.template}"))
+        return
+    templates[app.template] = data
+    _check_cells(((f"fields.{i}", f) for i, f in enumerate(app.fields)), checker, smap, scope)
+    for i, fdef in enumerate(app.fields):
+        place = fdef.place
+        assert place is not None
+        where = f"fields.{i}.place"
+        if place.page > len(sizes):
+            checker.problems.append(Problem(smap.file, smap.line_of(where), where,
+                                            f"様式PDFは {len(sizes)} ページしかありません（page: {place.page}）"))
+            continue
+        width, height = sizes[place.page - 1]
+        if place.x + place.w > width + 0.01 or place.y + place.h > height + 0.01:
+            checker.problems.append(Problem(smap.file, smap.line_of(where), where,
+                                            f"欄がページの外にはみ出しています（ページは {width:.0f}×{height:.0f}mm）"))
+
+
+def load_definitions(directory: Path | str) -> DefinitionSet:
+    """Load interview.yaml, departments.yaml and applications/*.yaml; raise DefinitionError on any problem."""
+    defs_dir = Path(directory)
+    problems: list[Problem] = []
+    digest = hashlib.sha256()
+    if not defs_dir.is_dir():
+        raise DefinitionError([Problem(str(defs_dir), 1, "", "様式定義のフォルダがありません")])
+
+    def read(rel: str) -> tuple[Any, SourceMap] | None:
+        path = defs_dir / rel
+        if not path.is_file():
+            problems.append(Problem(rel, 1, "", "ファイルがありません"))
+            return None
+        digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
+        return _read(path, rel, problems)
+
+    interview = None
+    fields: dict[str, FieldInfo] = {}
+    if (loaded := read("interview.yaml")) is not None:
+        interview = _validate(Interview, loaded[0], loaded[1], problems)
+        if interview is not None:
+            fields = _interview_paths(interview, loaded[1], problems)
+    known = _known_paths(fields)
+    checker = _Checker(known, problems)
+    if interview is not None and loaded is not None:
+        smap = loaded[1]
+        for si, section in enumerate(interview.sections):
+            scope = {"item": f"{section.repeat}[]"} if section.repeat else {}
+            for fi, fdef in enumerate(section.fields):
+                base = f"sections.{si}.fields.{fi}"
+                checker.expr(fdef.required_when, smap, f"{base}.required_when", scope)
+                checker.expr(fdef.ask_when, smap, f"{base}.ask_when", scope)
+
+    departments: dict[str, Department] | None = None
+    if (loaded := read("departments.yaml")) is not None:
+        registry = _validate(Departments, loaded[0], loaded[1], problems)
+        if registry is not None:
+            departments = {}
+            for i, dep in enumerate(registry.departments):
+                if dep.id in departments:
+                    where = f"departments.{i}.id"
+                    problems.append(Problem(loaded[1].file, loaded[1].line_of(where), where,
+                                            f"課の id「{dep.id}」が重複しています"))
+                departments[dep.id] = dep
+
+    applications: dict[str, Application] = {}
+    maps: dict[str, SourceMap] = {}
+    templates: dict[str, bytes] = {}
+    app_dir = defs_dir / "applications"
+    files = sorted(app_dir.glob("*.yaml")) if app_dir.is_dir() else []
+    if not files:
+        problems.append(Problem("applications/", 1, "", "申請書の定義（applications/*.yaml）が1つもありません"))
+    for path in files:
+        rel = f"applications/{path.name}"
+        app_id = path.stem
+        if (loaded := read(rel)) is None:
+            continue
+        data, smap = loaded
+        if not compile_id(app_id):
+            problems.append(Problem(rel, 1, "", f"ファイル名（= 申請書の id）に使える文字は英小文字・数字・_ です: {app_id}"))
+            continue
+        app = _validate(Application, data, smap, problems)
+        if app is None:
+            continue
+        applications[app_id] = app
+        maps[app_id] = smap
+        _check_application(app_id, app, smap, checker, defs_dir, departments, templates)
+
+    for app_id, app in applications.items():
+        smap = maps[app_id]
+        for i, dep in enumerate(app.after):
+            if dep not in applications and (app_dir / f"{dep}.yaml").exists() is False:
+                problems.append(Problem(smap.file, smap.line_of(f"after.{i}"), f"after.{i}",
+                                        f"after に指定した申請書がありません: {dep}"))
+    try:
+        graph = {a: [d for d in app.after if d in applications] for a, app in applications.items()}
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as exc:
+        cycle = exc.args[1]
+        first = cycle[0]
+        problems.append(Problem(maps[first].file, maps[first].line_of("after"), "after",
+                                f"after が循環しています: {' → '.join(cycle)}"))
+
+    if problems or interview is None or departments is None:
+        raise DefinitionError(problems)
+    return DefinitionSet(
+        directory=defs_dir,
+        interview=interview,
+        departments=departments,
+        applications=applications,
+        fields=fields,
+        known_paths=known,
+        fingerprint=digest.hexdigest(),
+        templates=templates,
+    )
+
+
+def compile_id(name: str) -> bool:
+    """Whether a file name is a valid application id."""
+    return re.fullmatch(r"[a-z][a-z0-9_]*", name) is not None and len(name) <= 64

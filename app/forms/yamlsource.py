@@ -1,0 +1,114 @@
+"""Read YAML safely while remembering the line of every value and refusing duplicate keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in a definition file, printed as `file:line: path: message`."""
+
+    file: str
+    line: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.path or '(root)'}: {self.message}"
+
+
+@dataclass
+class SourceMap:
+    """Dotted path → 1-based line number, for pointing an error at the clerk's YAML line."""
+
+    file: str
+    lines: dict[str, int] = field(default_factory=dict)
+
+    def line_of(self, path: str) -> int:
+        """Line of the path, or of its nearest ancestor that has one."""
+        probe = path
+        while probe:
+            if probe in self.lines:
+                return self.lines[probe]
+            probe = probe.rpartition(".")[0]
+        return self.lines.get("", 1)
+
+
+class YamlError(Exception):
+    """The file is not usable YAML; carries the problems found."""
+
+    def __init__(self, problems: list[Problem]):
+        super().__init__("\n".join(map(str, problems)))
+        self.problems = problems
+
+
+def _join(base: str, key: str | int) -> str:
+    return f"{base}.{key}" if base else str(key)
+
+
+def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
+    """Parse YAML text into plain Python data plus a SourceMap; anchors and aliases are refused."""
+    smap = SourceMap(file)
+    problems: list[Problem] = []
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        raise YamlError([Problem(file, line, "", f"YAMLの書き方に誤りがあります: {exc.problem}")]) from None
+    except yaml.YAMLError as exc:
+        raise YamlError([Problem(file, 1, "", f"YAMLとして読めません: {exc}")]) from None
+    finally:
+        loader.dispose()
+    if node is None:
+        raise YamlError([Problem(file, 1, "", "ファイルが空です")])
+
+    seen: set[int] = set()
+
+    def build(n: yaml.Node, path: str) -> Any:
+        smap.lines.setdefault(path, n.start_mark.line + 1)
+        # A node reached twice is an alias; expanding aliases invites "billion laughs" bombs.
+        if id(n) in seen and not isinstance(n, yaml.ScalarNode):
+            problems.append(Problem(file, n.start_mark.line + 1, path, "アンカー・エイリアス（& と *）は使えません"))
+            return None
+        seen.add(id(n))
+        if isinstance(n, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            for key_node, value_node in n.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    problems.append(Problem(file, key_node.start_mark.line + 1, path, "キーは文字列にしてください"))
+                    continue
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    problems.append(Problem(file, key_node.start_mark.line + 1, path, "マージキー（<<）は使えません"))
+                    continue
+                key = str(key_node.value)
+                child = _join(path, key)
+                if key in out:
+                    problems.append(
+                        Problem(file, key_node.start_mark.line + 1, child, f"キー「{key}」が重複しています"
+                                f"（{smap.lines.get(child, '?')}行目と同じ）")
+                    )
+                    continue
+                smap.lines[child] = key_node.start_mark.line + 1
+                out[key] = build(value_node, child)
+            return out
+        if isinstance(n, yaml.SequenceNode):
+            return [build(item, _join(path, i)) for i, item in enumerate(n.value)]
+        constructor = yaml.SafeLoader("")
+        try:
+            return constructor.construct_object(n, deep=True)
+        except yaml.YAMLError as exc:
+            problems.append(Problem(file, n.start_mark.line + 1, path, f"値を読めません: {exc}"))
+            return None
+        finally:
+            constructor.dispose()
+
+    data = build(node, "")
+    if problems:
+        raise YamlError(problems)
+    return data, smap

@@ -1,0 +1,55 @@
+"""The ASGI application: `app.main:app`, built by create_app()."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.db import make_engine, make_sessionmaker
+from app.errors import install_error_handlers
+from app.routers import api_auth, api_cases, health
+from app.services.definitions import DefinitionRegistry
+from app.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application; form definitions are loaded (and checked) before it serves."""
+    settings = settings or get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    registry = DefinitionRegistry(settings.definitions_dir)
+    # Refuse to start on a broken definition set: DefinitionError carries the full report.
+    registry.load()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app.state.engine.dispose()
+
+    app = FastAPI(
+        title="書かない窓口 API",
+        version="1",
+        description="Counter interview, applications, routing slips and resident status for Japanese city halls.",
+        lifespan=lifespan,
+    )
+    engine = make_engine(settings.effective_database_url)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.definitions = registry
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(api_auth.router)
+    app.include_router(api_cases.router)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `app.main:app` is built on first access so that importing this module has no side effects.
+    if name == "app":
+        global app
+        app = create_app()
+        return app
+    raise AttributeError(name)

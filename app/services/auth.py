@@ -1,0 +1,134 @@
+"""Staff accounts, password checks with lock-out, and bearer tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.errors import AppError, Forbidden, LoginFailed, Unauthorized, ValidationFailed
+from app.models import ApiToken, User, utcnow
+
+ROLES = ("counter", "department", "admin")
+MAX_FAILED_LOGINS = 5
+LOCKOUT = dt.timedelta(minutes=15)
+_hasher = PasswordHasher()
+# Verifying against a dummy hash for unknown users keeps response times alike, so a caller
+# cannot learn which user names exist by timing the login.
+_DUMMY_HASH = _hasher.hash("dummy-password-for-timing")
+
+
+class AccountLocked(AppError):
+    """Too many failed logins; the account is locked for a while."""
+
+    status = 423
+    code = "locked"
+    keep_changes = True
+    message = "ログインの失敗が続いたため、しばらくロックされています。15分ほど待ってからお試しください"
+
+
+def hash_password(password: str) -> str:
+    """Argon2id hash of a password."""
+    return _hasher.hash(password)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_user(
+    session: Session, *, username: str, password: str, role: str, display_name: str = "",
+    department_id: str | None = None,
+) -> User:
+    """Create a staff account; raises ValidationFailed on a bad role, name or short password."""
+    errors = []
+    if role not in ROLES:
+        errors.append({"field": "role", "message": f"役割は {', '.join(ROLES)} のいずれかです"})
+    if not username or len(username) > 64 or not username.replace("_", "").replace("-", "").replace(".", "").isalnum():
+        errors.append({"field": "username", "message": "ユーザー名は英数字と _ - . で64文字以内にしてください"})
+    if len(password) < 10:
+        errors.append({"field": "password", "message": "パスワードは10文字以上にしてください"})
+    if role == "department" and not department_id:
+        errors.append({"field": "department_id", "message": "課の職員には課（department）を指定してください"})
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        errors.append({"field": "username", "message": "このユーザー名は既に使われています"})
+    if errors:
+        raise ValidationFailed(details=errors)
+    user = User(
+        username=username, password_hash=hash_password(password), role=role,
+        display_name=display_name or username, department_id=department_id,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def authenticate(session: Session, *, username: str, password: str, now: dt.datetime | None = None) -> User:
+    """Check a password; counts failures and locks the account after too many."""
+    now = now or utcnow()
+    user = session.scalar(select(User).where(User.username == username).with_for_update())
+    if user is None or not user.active:
+        try:
+            _hasher.verify(_DUMMY_HASH, password)
+        except VerificationError:
+            pass
+        raise LoginFailed()
+    if user.locked_until is not None and user.locked_until > now:
+        raise AccountLocked()
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        user.failed_logins += 1
+        if user.failed_logins >= MAX_FAILED_LOGINS:
+            user.locked_until = now + LOCKOUT
+            user.failed_logins = 0
+        raise LoginFailed() from None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
+    return user
+
+
+def issue_token(session: Session, *, user: User, ttl: dt.timedelta | None, label: str = "") -> str:
+    """Create a bearer token for the user; only its hash is stored."""
+    token = secrets.token_urlsafe(32)
+    expires = utcnow() + ttl if ttl is not None else None
+    session.add(ApiToken(user_id=user.id, token_hash=_token_hash(token), expires_at=expires, label=label))
+    session.flush()
+    return token
+
+
+def resolve_token(session: Session, token: str) -> User:
+    """The active user a bearer token belongs to; raises Unauthorized otherwise."""
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
+    now = utcnow()
+    if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+        raise Unauthorized("トークンが無効か期限切れです。もう一度ログインしてください")
+    if not row.user.active:
+        raise Unauthorized("このアカウントは無効です")
+    return row.user
+
+
+def revoke_token(session: Session, token: str) -> None:
+    """Revoke a token (logout); unknown tokens are ignored."""
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
+    if row is not None and row.revoked_at is None:
+        row.revoked_at = utcnow()
+
+
+def require_role(user: User, *roles: str) -> None:
+    """Raise Forbidden unless the user has one of the roles (admins may do everything)."""
+    if user.role != "admin" and user.role not in roles:
+        raise Forbidden()
+
+
+def list_users(session: Session) -> list[User]:
+    """All staff accounts by name."""
+    return list(session.scalars(select(User).order_by(User.username)))

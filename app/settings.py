@@ -1,0 +1,58 @@
+"""Service settings: the only place that reads the environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET = "dev-insecure-change-me"  # noqa: S105 - refused outside development, see below
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Configuration from KAKANAI_* environment variables (or a .env file)."""
+
+    model_config = SettingsConfigDict(env_prefix="KAKANAI_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    data_dir: Path = PROJECT_ROOT / "data"
+    database_url: str | None = None
+    definitions_dir: Path = PROJECT_ROOT / "form_definitions"
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    timezone: str = "Asia/Tokyo"
+    office_code: str = "honcho"
+    office_name: str = "本庁舎"
+    city_name: str = "みなと市"
+    token_ttl_minutes: int = 12 * 60
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> Settings:
+        if self.env == "production" and self.secret_key.get_secret_value() == DEFAULT_SECRET:
+            raise ValueError("KAKANAI_SECRET_KEY must be set to a random value in production")
+        if self.env == "production" and len(self.secret_key.get_secret_value()) < 32:
+            raise ValueError("KAKANAI_SECRET_KEY must be at least 32 characters in production")
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured database URL, or a SQLite file under data_dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'kakanai.db'}"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The city's time zone (visit dates and ticket days are counted in it)."""
+        return ZoneInfo(self.timezone)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings."""
+    return Settings()
