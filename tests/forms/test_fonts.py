@@ -257,6 +257,46 @@ def test_ivs_draws_variant_glyph(fontset: FontSet, ipamj: TTFont, sequence: str)
 
 
 @needs_ttf
+def test_ivs_in_text_role_uses_ipamj_variant(fontset: FontSet, ipamj: TTFont, ipaexg: TTFont) -> None:
+    assert (0x845B, 0xE0102) not in format14(ipaexg)
+    glyphs = drawn_glyphs(render(fontset, [(f"{KUZU_IVS}飾区", ROLE_TEXT)]))
+    assert [g.text for g in glyphs] == [KUZU_IVS, "飾", "区"]
+    assert "IPAmjMincho" in glyphs[0].base_font
+    assert glyphs[0].outline == outline(ipamj, format14(ipamj)[(0x845B, 0xE0102)])
+    assert all("IPAexGothic" in g.base_font for g in glyphs[1:])
+
+
+@needs_ttf
+def test_sequence_only_in_other_font(fontset: FontSet, ipamj: TTFont, ipaexg: TTFont) -> None:
+    """Adobe-Japan1 sequences exist only in IPAex: a real variant is borrowed, a default one is not."""
+    mj, ex = format14(ipamj), format14(ipaexg)
+    variant_key, default_key = (0x845B, 0xE0100), (0x845B, 0xE0101)
+    if variant_key in mj or default_key in mj or variant_key not in ex or default_key not in ex:
+        pytest.skip("font versions differ from the ones this test was written for")
+    assert ex[default_key] == ipaexg.getBestCmap()[0x845B], "E0101 is a default sequence in IPAex"
+
+    borrowed, default = drawn_glyphs(render(fontset, [("葛\U000e0100", ROLE_NAME), ("葛\U000e0101", ROLE_NAME)]))
+    assert "IPAexGothic" in borrowed.base_font
+    assert borrowed.outline == outline(ipaexg, ex[variant_key])
+    assert borrowed.text == "葛\U000e0100"
+    assert "IPAmjMincho" in default.base_font
+    assert default.outline == outline(ipamj, ipamj.getBestCmap()[0x845B])
+    assert default.text == "葛\U000e0101"
+
+
+@needs_ttf
+@needs_poppler
+def test_missing_character_draws_placeholder(fontset: FontSet, ipamj: TTFont, ipaexg: TTFont, tmp_path: Path) -> None:
+    missing = "\ua66e"  # CYRILLIC LETTER MULTIOCULAR O: in neither IPA font
+    assert ord(missing) not in ipamj.getBestCmap() and ord(missing) not in ipaexg.getBestCmap()
+    pdf = render(fontset, [(f"山{missing}田", ROLE_NAME)])
+    glyphs = drawn_glyphs(pdf)
+    assert glyphs[1].gid != 0
+    assert glyphs[1].outline == outline(ipamj, ipamj.getBestCmap()[0x3013])  # GETA MARK
+    assert nonempty_lines(pdftotext(pdf, tmp_path)) == [f"山{missing}田"]
+
+
+@needs_ttf
 def test_unknown_sequence_draws_base_glyph(fontset: FontSet, ipamj: TTFont) -> None:
     base, selector = UNKNOWN_IVS
     if (ord(base), ord(selector)) in format14(ipamj):
@@ -443,6 +483,18 @@ def test_fallback_when_search_dirs_empty(caplog: pytest.LogCaptureFixture) -> No
     assert [r.levelno for r in caplog.records] == [logging.WARNING]
     assert fs.string_width(KUZU_IVS, ROLE_TEXT, 10) > 0
     render(fs, [(KUZU_IVS, ROLE_TEXT), (UNKNOWN_IVS, ROLE_NAME)])
+
+
+@needs_ttf
+@pytest.mark.usefixtures("fresh_cache")
+def test_broken_font_file_falls_back(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="app.forms.fonts")
+    broken = tmp_path / "ipamjm.ttf"
+    broken.write_bytes(b"this is not a font")
+    fs = load_fonts(text_font=IPAEX_GOTHIC, name_font=broken)
+    assert fs.fallback
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    render(fs, [(KUZU_IVS, ROLE_NAME), (f"{YOSHI}田", ROLE_TEXT)])
 
 
 @needs_ttf

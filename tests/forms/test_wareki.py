@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.forms.wareki import ERAS, DateParseError, Wareki, format_wareki, parse_date, to_wareki
+from app.forms.wareki import (
+    ERAS,
+    DateParseError,
+    Wareki,
+    format_wareki,
+    parse_date,
+    to_wareki,
+)
 
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 
