@@ -10,18 +10,20 @@ from fastapi import FastAPI
 
 from app.db import make_engine, make_sessionmaker
 from app.errors import install_error_handlers
-from app.routers import api_auth, api_cases, health
+from app.routers import api_auth, api_cases, api_documents, health
 from app.services.definitions import DefinitionRegistry
 from app.settings import Settings, get_settings
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, definitions: DefinitionRegistry | None = None) -> FastAPI:
     """Build the application; form definitions are loaded (and checked) before it serves."""
     settings = settings or get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    registry = DefinitionRegistry(settings.definitions_dir)
-    # Refuse to start on a broken definition set: DefinitionError carries the full report.
-    registry.load()
+    registry = definitions
+    if registry is None:
+        registry = DefinitionRegistry(settings.definitions_dir)
+        # Refuse to start on a broken definition set: DefinitionError carries the full report.
+        registry.load()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -43,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(api_auth.router)
     app.include_router(api_cases.router)
+    app.include_router(api_documents.router)
     return app
 
 

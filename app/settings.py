@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     city_name: str = "みなと市"
     token_ttl_minutes: int = 12 * 60
     log_level: str = "INFO"
+    public_base_url: str = "http://127.0.0.1:8000"
+    max_signature_bytes: int = 512 * 1024
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

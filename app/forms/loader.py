@@ -101,6 +101,8 @@ def _pydantic_message(err: dict[str, Any]) -> str:
         return str(ctx.get("error", err["msg"]))
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         bound = ctx.get("gt", ctx.get("ge", ctx.get("lt", ctx.get("le"))))
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)
         word = {"greater_than": "より大きく", "greater_than_equal": "以上に",
                 "less_than": "より小さく", "less_than_equal": "以下に"}[kind]
         return f"{bound}{word}してください"
@@ -179,8 +181,12 @@ class _Checker:
 
     def list_prefix(self, text: str, smap: SourceMap, path: str, scope: dict[str, str]) -> str:
         """The item path of a list expression (`household.members` → `household.members[]`)."""
-        paths = self.expr(text, smap, path, scope)
-        return f"{paths[0]}[]" if len(paths) == 1 else "?[]"
+        paths = sorted(set(self.expr(text, smap, path, scope)), key=len)
+        # `household.members` or `[m for m in household.members if m.x]`: the list is the
+        # shortest path read, and everything else read is inside its items.
+        if paths and all(p.startswith(f"{paths[0]}[]") for p in paths[1:]):
+            return f"{paths[0]}[]"
+        return "?[]"
 
 
 def _interview_paths(interview: Interview, smap: SourceMap, problems: list[Problem]) -> dict[str, FieldInfo]:

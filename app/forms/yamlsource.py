@@ -102,7 +102,8 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
         constructor = yaml.SafeLoader("")
         try:
             return constructor.construct_object(n, deep=True)
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, ValueError) as exc:
+            # e.g. 2025-13-01 looks like a date to YAML but is not one.
             problems.append(Problem(file, n.start_mark.line + 1, path, f"値を読めません: {exc}"))
             return None
         finally:

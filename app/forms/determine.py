@@ -1,0 +1,206 @@
+"""Procedure determination: which applications a household needs, one per member where asked, and why."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.forms.context import build_context
+from app.forms.expr import MISSING, Observation, compile_expr
+from app.forms.loader import DefinitionSet
+from app.forms.schema import Application, FormField
+
+_INDEX = re.compile(r"\[\d+\]")
+
+
+@dataclass(frozen=True)
+class Reason:
+    """A condition that matched: the clerk-readable reason, the expression, and the values it saw."""
+
+    reason: str
+    condition: str
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class MissingAnswer:
+    """An answer a form needs that the interview has not collected yet."""
+
+    path: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One application to prepare (one form), possibly for one member."""
+
+    instance_id: str
+    application_id: str
+    application: Application
+    title: str
+    member_id: str | None
+    scope: dict[str, Any]
+    reasons: tuple[Reason, ...]
+    documents: tuple[str, ...]
+    deadline: dt.date | None
+    missing: tuple[MissingAnswer, ...] = field(default_factory=tuple)
+
+
+def _scalar_values(observations: list[Observation]) -> dict[str, Any]:
+    # Whole records and long lists are noise for a clerk; keep the values a condition compared.
+    out: dict[str, Any] = {}
+    for obs in observations:
+        value = None if obs.value is MISSING else obs.value
+        if isinstance(value, (dict, list, tuple)) and (isinstance(value, dict) or len(value) > 6):
+            continue
+        if isinstance(value, tuple):
+            value = list(value)
+        if isinstance(value, dt.date):
+            value = value.isoformat()
+        out[obs.path] = value
+    return out
+
+
+def _explain(text: str, ctx: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    value, observations = compile_expr(text).explain(ctx)
+    return value, _scalar_values(observations)
+
+
+def _as_date(value: Any) -> dt.date | None:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value[:10])
+        except ValueError:
+            return None
+    return None
+
+
+def _label_of(defs: DefinitionSet, concrete: str) -> str | None:
+    generic = _INDEX.sub("[]", concrete)
+    info = defs.fields.get(generic)
+    if info is None:
+        # An address part such as address.block belongs to the address field.
+        parent = generic.rpartition(".")[0]
+        info = defs.fields.get(parent)
+    return info.field.label if info is not None else None
+
+
+def required_cells(app: Application) -> list[tuple[FormField, str | None]]:
+    """Required cells with the table `each` expression they sit in (None outside tables)."""
+    out: list[tuple[FormField, str | None]] = [(f, None) for f in app.fields if f.required]
+    if app.layout is not None:
+        for section in app.layout.sections:
+            for row in section.rows:
+                out.extend((c, None) for c in row.cells if c.required)
+            if section.table is not None:
+                out.extend((c, section.table.each) for c in section.table.columns if c.required)
+    return out
+
+
+def _missing(defs: DefinitionSet, app: Application, ctx: Mapping[str, Any]) -> tuple[MissingAnswer, ...]:
+    found: dict[str, MissingAnswer] = {}
+    for cell, each in required_cells(app):
+        if cell.source is None:
+            continue
+        scopes: list[Mapping[str, Any]] = [ctx]
+        if each is not None and app.layout is not None:
+            table = next(s.table for s in app.layout.sections if s.table is not None and s.table.each == each)
+            items = compile_expr(each).evaluate(ctx)
+            scopes = [{**ctx, table.as_: item} for item in (items if isinstance(items, list) else [])]
+        for scope in scopes:
+            value, observations = compile_expr(cell.source).explain(scope)
+            empty = value is None or value == "" or value is MISSING
+            record_empty = isinstance(value, dict) and not any(value.get(k) for k in value)
+            if not (empty or record_empty):
+                continue
+            for obs in observations:
+                if obs.value is None or obs.value is MISSING or obs.value == "":
+                    label = _label_of(defs, obs.path)
+                    if label is not None:
+                        found.setdefault(obs.path, MissingAnswer(obs.path, label))
+    return tuple(found.values())
+
+
+def _applies(app: Application, ctx: Mapping[str, Any]) -> list[Reason] | None:
+    reasons = []
+    for cond in app.applies_when:
+        value, values = _explain(cond.if_, ctx)
+        if not value:
+            return None
+        reasons.append(Reason(cond.reason, cond.if_, values))
+    return reasons
+
+
+def _valid_on(app: Application, day: dt.date | None) -> bool:
+    if day is None:
+        return True
+    if app.valid_from is not None and day < app.valid_from:
+        return False
+    return not (app.valid_to is not None and day > app.valid_to)
+
+
+def _documents(app: Application, ctx: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(d.item for d in app.documents_to_bring
+                 if d.when is None or compile_expr(d.when).evaluate(ctx))
+
+
+def _deadline(app: Application, ctx: Mapping[str, Any]) -> dt.date | None:
+    if app.deadline is None:
+        return None
+    start = _as_date(compile_expr(app.deadline.from_).evaluate(ctx))
+    return start + dt.timedelta(days=app.deadline.within_days) if start else None
+
+
+def _title(app: Application, ctx: Mapping[str, Any], expr: str | None) -> str:
+    if expr:
+        value = compile_expr(expr).evaluate(ctx)
+        if value not in (None, MISSING, "") and isinstance(value, str):
+            return value
+    return app.title
+
+
+def determine(defs: DefinitionSet, answers: Mapping[str, Any], *, case_number: str = "") -> list[Instance]:
+    """Every application instance the answers call for, in an order that respects `after`."""
+    ctx = build_context(answers, case_number=case_number)
+    visit_day = _as_date(answers.get("visit_date"))
+    out: list[Instance] = []
+    for app_id in defs.application_order():
+        app = defs.applications[app_id]
+        if not _valid_on(app, visit_day):
+            continue
+        reasons = _applies(app, ctx)
+        if reasons is None:
+            continue
+        if app.for_each is None:
+            out.append(Instance(
+                instance_id=app_id, application_id=app_id, application=app,
+                title=_title(app, ctx, app.instance_title), member_id=None, scope=ctx,
+                reasons=tuple(reasons), documents=_documents(app, ctx), deadline=_deadline(app, ctx),
+                missing=_missing(defs, app, ctx),
+            ))
+            continue
+        items = compile_expr(app.for_each.in_).evaluate(ctx)
+        for index, item in enumerate(items if isinstance(items, list) else []):
+            scope = {**ctx, app.for_each.as_: item}
+            item_reasons = list(reasons)
+            if app.for_each.where:
+                value, values = _explain(app.for_each.where, scope)
+                if not value:
+                    continue
+                item_reasons.append(Reason(app.for_each.reason or "", app.for_each.where, values))
+            member_id = item.get("id") if isinstance(item, Mapping) else None
+            key = str(member_id) if member_id else str(index + 1)
+            out.append(Instance(
+                instance_id=f"{app_id}-{key}", application_id=app_id, application=app,
+                title=_title(app, scope, app.instance_title or app.for_each.title), member_id=member_id,
+                scope=scope, reasons=tuple(item_reasons), documents=_documents(app, scope),
+                deadline=_deadline(app, scope), missing=_missing(defs, app, scope),
+            ))
+    return out

@@ -1,0 +1,93 @@
+"""Map the answers onto a form: evaluate every cell's source, apply its transform, count what is printed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from app.forms.determine import Instance
+from app.forms.expr import MISSING, compile_expr
+from app.forms.loader import DefinitionSet
+from app.forms.resolved import ResolvedCell, ResolvedForm, ResolvedRow, ResolvedSection, ResolvedTable
+from app.forms.schema import WRITING_KINDS, FormField
+from app.forms.transforms import apply_transform
+
+
+def resolve_cell(spec: FormField, scope: Mapping[str, Any]) -> ResolvedCell:
+    """The printed value of one cell in a scope (answers context plus bound names)."""
+    if spec.style in ("signature", "blank"):
+        return ResolvedCell(spec)
+    if spec.value is not None:
+        raw: Any = spec.value
+    elif spec.source is not None:
+        raw = compile_expr(spec.source).evaluate(scope)
+    else:
+        return ResolvedCell(spec)
+    value = apply_transform(spec.transform, raw, scope)
+    if spec.style == "check":
+        chosen = value if isinstance(value, (list, tuple)) else [value]
+        allowed = {o.value for o in spec.options or []}
+        return ResolvedCell(spec, selected=tuple(str(v) for v in chosen if str(v) in allowed))
+    if value is True or value is False:
+        value = "有" if value else "無"
+    return ResolvedCell(spec, text="" if value is MISSING else str(value))
+
+
+def resolve_form(defs: DefinitionSet, instance: Instance, *, case_number: str) -> ResolvedForm:
+    """Everything the renderer needs for one application instance."""
+    app = instance.application
+    scope = instance.scope
+    department = defs.departments[app.department]
+    filed = scope.get("visit_date")
+    filed_on = dt.date.fromisoformat(filed) if isinstance(filed, str) else None
+    common: dict[str, Any] = {
+        "instance_id": instance.instance_id, "title": instance.title, "department_name": department.name,
+        "case_number": case_number, "filed_on": filed_on, "notes": tuple(app.notes),
+    }
+    if app.template is not None:
+        placed = tuple((f.place, resolve_cell(f, scope)) for f in app.fields if f.place is not None)
+        return ResolvedForm(heading=app.title, recipient=None, layout=None,
+                            template=defs.templates[app.template], placed=placed, **common)
+    assert app.layout is not None
+    sections = []
+    for section in app.layout.sections:
+        rows = tuple(ResolvedRow(r.height, tuple(resolve_cell(c, scope) for c in r.cells)) for r in section.rows)
+        table = None
+        if section.table is not None:
+            items = compile_expr(section.table.each).evaluate(scope)
+            trows = tuple(
+                tuple(resolve_cell(c, {**scope, section.table.as_: item}) for c in section.table.columns)
+                for item in (items if isinstance(items, list) else [])
+            )
+            table = ResolvedTable(tuple(section.table.columns), trows, section.table.min_rows,
+                                  section.table.row_height)
+        sections.append(ResolvedSection(section.title, section.note, rows, table))
+    return ResolvedForm(heading=app.layout.heading or app.title, recipient=app.layout.recipient,
+                        layout=app.layout, sections=tuple(sections), **common)
+
+
+def writing_saved(forms: Iterable[ResolvedForm]) -> dict[str, int]:
+    """How many filled fields of each kind the forms print: what the resident no longer writes by hand."""
+    counts: Counter[str] = Counter()
+    for form in forms:
+        for cell in form.cells():
+            if cell.filled and cell.spec.kind not in ("text", "check", "signature", "blank"):
+                counts[cell.spec.kind] += 1
+    return dict(sorted(counts.items()))
+
+
+def survey_totals(counts: Mapping[str, int]) -> dict[str, int]:
+    """Counts folded into the survey's headings (name, address, birth date, phone)."""
+    out = {"name": 0, "address": 0, "birth_date": 0, "phone": 0}
+    for kind, n in counts.items():
+        heading = WRITING_KINDS.get(kind)
+        if heading in out:
+            out[heading] += n
+    return out
+
+
+def resolve_all(defs: DefinitionSet, instances: Sequence[Instance], *, case_number: str) -> list[ResolvedForm]:
+    """Resolve every instance."""
+    return [resolve_form(defs, i, case_number=case_number) for i in instances]

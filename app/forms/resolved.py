@@ -1,0 +1,85 @@
+"""A form with every value worked out: what the mapping step produces and the renderer draws."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from app.forms.schema import FormField, Layout, Placement
+
+
+@dataclass(frozen=True)
+class ResolvedCell:
+    """One cell: its definition and the printed value.
+
+    `text` is what prints (already transformed: 和暦, カナ, joined address...), "" when empty.
+    For style "comb", `text` holds the characters for the boxes (digits).
+    For style "check", `selected` holds the option values that get a tick.
+    """
+
+    spec: FormField
+    text: str = ""
+    selected: tuple[str, ...] = ()
+
+    @property
+    def filled(self) -> bool:
+        """Whether anything prints in this cell."""
+        return bool(self.text) or bool(self.selected)
+
+
+@dataclass(frozen=True)
+class ResolvedRow:
+    """A row of cells with its height multiplier."""
+
+    height: float
+    cells: tuple[ResolvedCell, ...]
+
+
+@dataclass(frozen=True)
+class ResolvedTable:
+    """A table: column definitions and one tuple of cells per item (at least min_rows rows are drawn)."""
+
+    columns: tuple[FormField, ...]
+    rows: tuple[tuple[ResolvedCell, ...], ...]
+    min_rows: int
+    row_height: float
+
+
+@dataclass(frozen=True)
+class ResolvedSection:
+    """A titled block of rows and/or a table."""
+
+    title: str
+    note: str | None
+    rows: tuple[ResolvedRow, ...]
+    table: ResolvedTable | None
+
+
+@dataclass(frozen=True)
+class ResolvedForm:
+    """Everything needed to draw one application instance."""
+
+    instance_id: str
+    title: str
+    heading: str
+    recipient: str | None
+    department_name: str
+    layout: Layout | None
+    sections: tuple[ResolvedSection, ...] = ()
+    # Template mode: (placement, cell) pairs drawn onto the city's blank PDF.
+    template: bytes | None = None
+    placed: tuple[tuple[Placement, ResolvedCell], ...] = ()
+    case_number: str = ""
+    filed_on: dt.date | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def cells(self) -> list[ResolvedCell]:
+        """Every cell of the form, rows and tables and template fields alike."""
+        out: list[ResolvedCell] = [c for _, c in self.placed]
+        for section in self.sections:
+            for row in section.rows:
+                out.extend(row.cells)
+            if section.table is not None:
+                for trow in section.table.rows:
+                    out.extend(trow)
+        return out

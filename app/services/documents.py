@@ -1,0 +1,134 @@
+"""Applications, pre-filled PDFs, the signature and the writing saved for a case."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.errors import NotFound, ValidationFailed
+from app.forms.determine import Instance, determine
+from app.forms.fonts import load_fonts
+from app.forms.loader import DefinitionSet
+from app.forms.mapping import resolve_all, resolve_form, survey_totals, writing_saved
+from app.forms.render import RenderOptions, render_bundle, render_form
+from app.models import Case, User, utcnow
+from app.services.cases import get_case_or_raise, record_event
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SURVEY_HEADINGS = {"name": "name_written", "address": "address_written", "birth_date": "birth_date_written",
+                   "phone": "phone_written"}
+
+
+@dataclass(frozen=True)
+class Pdf:
+    """A rendered PDF and the name to download it under."""
+
+    content: bytes
+    filename: str
+
+
+def list_applications(defs: DefinitionSet, case: Case) -> list[Instance]:
+    """The application instances the case's answers call for."""
+    return determine(defs, case.answers, case_number=case.case_number)
+
+
+def application_view(defs: DefinitionSet, inst: Instance) -> dict[str, Any]:
+    """An instance as the API shows it."""
+    app = inst.application
+    dep = defs.departments[app.department]
+    return {
+        "id": inst.instance_id,
+        "application_id": inst.application_id,
+        "title": inst.title,
+        "department": app.department,
+        "department_name": dep.name,
+        "legal_basis": app.legal_basis,
+        "member_id": inst.member_id,
+        "reasons": [{"reason": r.reason, "condition": r.condition, "values": r.values} for r in inst.reasons],
+        "documents_to_bring": list(inst.documents),
+        "deadline": inst.deadline.isoformat() if inst.deadline else None,
+        "deadline_text": app.deadline.text if app.deadline else None,
+        "fee": app.fee,
+        "after": list(app.after),
+        "missing": [{"path": m.path, "label": m.label} for m in inst.missing],
+    }
+
+
+def _options(case: Case, *, city_name: str, defs: DefinitionSet, qr: str) -> RenderOptions:
+    return RenderOptions(
+        fonts=load_fonts(),
+        qr_url=qr,
+        signature_png=case.signature_png,
+        city_name=city_name,
+        generated_label=f"書かない窓口で作成　定義 {defs.fingerprint[:8]}",
+    )
+
+
+def render_instance_pdf(
+    session: Session, *, defs: DefinitionSet, case_id: str, instance_id: str, city_name: str,
+    actor: User | None = None,
+) -> Pdf:
+    """One application form as a PDF."""
+    case = get_case_or_raise(session, case_id)
+    inst = next((i for i in list_applications(defs, case) if i.instance_id == instance_id), None)
+    if inst is None:
+        raise NotFound("この案件にはその申請書はありません")
+    form = resolve_form(defs, inst, case_number=case.case_number)
+    options = _options(case, city_name=city_name, defs=defs, qr=f"kakanai:{case.case_number}:{instance_id}")
+    pdf = render_form(form, options).pdf
+    record_event(session, case, "form_printed", actor=actor, data={"instance": instance_id})
+    return Pdf(pdf, f"{case.case_number}_{instance_id}.pdf")
+
+
+def render_bundle_pdf(
+    session: Session, *, defs: DefinitionSet, case_id: str, city_name: str, actor: User | None = None,
+) -> Pdf:
+    """Every application of the case in one PDF, after a cover page listing them."""
+    case = get_case_or_raise(session, case_id)
+    instances = list_applications(defs, case)
+    if not instances:
+        raise ValidationFailed("この聞き取り内容では作成する申請書がありません",
+                               details=[{"field": "life_events", "message": "手続きのきっかけを確認してください"}])
+    forms = resolve_all(defs, instances, case_number=case.case_number)
+    options = _options(case, city_name=city_name, defs=defs, qr=f"kakanai:{case.case_number}")
+    visit = case.answers.get("visit_date") or ""
+    cover = [("案件番号", case.case_number), ("整理券番号", f"{case.ticket_number:03d}"), ("来庁日", str(visit)),
+             ("申請書の数", f"{len(forms)} 件")]
+    pdf = render_bundle(forms, options, cover_title="申請書一式（書かない窓口）", cover_lines=cover)
+    record_event(session, case, "bundle_printed", actor=actor, data={"forms": len(forms)})
+    return Pdf(pdf, f"{case.case_number}_bundle.pdf")
+
+
+def store_signature(session: Session, *, case_id: str, png: bytes, max_bytes: int, actor: User | None) -> Case:
+    """Keep the resident's one signature; it is drawn on every form with a signature box."""
+    if not png.startswith(PNG_MAGIC):
+        raise ValidationFailed(details=[{"field": "signature", "message": "署名はPNG画像で送ってください"}])
+    if len(png) > max_bytes:
+        raise ValidationFailed(details=[{"field": "signature", "message": "署名の画像が大きすぎます"}])
+    case = get_case_or_raise(session, case_id)
+    case.signature_png = png
+    case.signed_at = utcnow()
+    record_event(session, case, "signed", actor=actor)
+    return case
+
+
+def writing_saved_report(defs: DefinitionSet, case: Case) -> dict[str, Any]:
+    """Fields the forms print for the resident, by kind, beside the survey's handwritten counts."""
+    instances = list_applications(defs, case)
+    counts = writing_saved(resolve_all(defs, instances, case_number=case.case_number))
+    totals = survey_totals(counts)
+    baseline = case.answers.get("survey_baseline") or {}
+    comparison = {
+        heading: {"written_before": baseline.get(key), "prefilled_now": totals[heading], "written_now": 0}
+        for heading, key in SURVEY_HEADINGS.items()
+    }
+    return {
+        "forms": len(instances),
+        "counts": counts,
+        "survey_headings": totals,
+        "comparison": comparison,
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
