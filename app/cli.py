@@ -22,7 +22,7 @@ def migrate(settings: Settings, revision: str = "head") -> None:
     command.upgrade(cfg, revision)
 
 
-def _session(settings: Settings):  # noqa: ANN202 - a context manager of Session
+def _session(settings: Settings):
     from app.db import make_engine, make_sessionmaker
 
     engine = make_engine(settings.effective_database_url)

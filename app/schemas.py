@@ -14,7 +14,7 @@ class TokenOut(BaseModel):
     """A bearer token for the API."""
 
     access_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
     expires_in: int = Field(description="有効期間（秒）")
     role: str
 

@@ -27,7 +27,7 @@ from app.settings import PROJECT_ROOT, Settings
 
 SHARED = PROJECT_ROOT.parent / "shared"
 MODEL_CASE = SHARED / "cases" / "model_move_in_family.json"
-PASSWORD = "correct horse battery staple"  # noqa: S105 - test accounts only
+PASSWORD = "correct horse battery staple"
 
 
 def _create_pg_database(url: str) -> str:

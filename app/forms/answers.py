@@ -226,7 +226,10 @@ def _phone(value: Any, fdef: InterviewField) -> str:
     digits = text.replace("-", "")
     if not re.fullmatch(r"0\d{9,10}", digits) or not re.fullmatch(r"[\d-]+", text):
         raise _Invalid("電話番号は 090-1234-5678 や 06-1234-5678 の形で入力してください")
-    if re.fullmatch(r"0[5789]0\d{8}", digits):
+    if re.match(r"0[5789]0", digits):
+        # Mobile and IP phones (070/080/090/050) always have 11 digits.
+        if len(digits) != 11:
+            raise _Invalid("携帯電話の電話番号は11桁です（例: 090-1234-5678）")
         if "-" not in text:
             text = f"{digits[:3]}-{digits[3:7]}-{digits[7:]}"
     elif len(digits) == 11 and not digits.startswith("0120"):

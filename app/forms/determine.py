@@ -54,7 +54,9 @@ def _scalar_values(observations: list[Observation]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for obs in observations:
         value = None if obs.value is MISSING else obs.value
-        if isinstance(value, (dict, list, tuple)) and (isinstance(value, dict) or len(value) > 6):
+        if isinstance(value, dict):
+            continue
+        if isinstance(value, (list, tuple)) and (len(value) > 6 or any(isinstance(v, (dict, list)) for v in value)):
             continue
         if isinstance(value, tuple):
             value = list(value)

@@ -81,9 +81,10 @@ def _as_date(value: Any) -> date | None:
         return value.date()
     if isinstance(value, date):
         return value
-    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+    # Date-and-time answers (birth.born_at: 2026-03-30T12:05) count as their date.
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value[:10]) and (len(value) == 10 or value[10] == "T"):
         try:
-            return date.fromisoformat(value)
+            return date.fromisoformat(value[:10])
         except ValueError:
             return None
     return None
@@ -720,6 +721,19 @@ class Expr:
     def paths(self) -> frozenset[str]:
         """Return the dotted data paths the expression reads ("household.members[].birth_date")."""
         return self._paths
+
+    def item_path(self) -> str | None:
+        """For a list expression, the path of its items: `household.members` and
+        `[m for m in household.members if ...]` both give "household.members[]"."""
+        node = self._tree
+        if isinstance(node, ast.ListComp):
+            gen = node.generators[0]
+            if not (isinstance(node.elt, ast.Name) and isinstance(gen.target, ast.Name)
+                    and node.elt.id == gen.target.id):
+                return None
+            node = gen.iter
+        path = _static_path(node, {})
+        return f"{path}[]" if path else None
 
 
 @functools.lru_cache(maxsize=1024)

@@ -181,12 +181,16 @@ class _Checker:
 
     def list_prefix(self, text: str, smap: SourceMap, path: str, scope: dict[str, str]) -> str:
         """The item path of a list expression (`household.members` → `household.members[]`)."""
-        paths = sorted(set(self.expr(text, smap, path, scope)), key=len)
-        # `household.members` or `[m for m in household.members if m.x]`: the list is the
-        # shortest path read, and everything else read is inside its items.
-        if paths and all(p.startswith(f"{paths[0]}[]") for p in paths[1:]):
-            return f"{paths[0]}[]"
-        return "?[]"
+        self.expr(text, smap, path, scope)
+        try:
+            item = compile_expr(text).item_path()
+        except ExprError:
+            return "?[]"  # already reported by self.expr
+        if item is None:
+            self.problems.append(Problem(smap.file, smap.line_of(path), path,
+                                         "一覧の式は household.members や [m for m in household.members if ...] の形にしてください"))
+            return "?[]"
+        return self.resolve(item, scope)
 
 
 def _interview_paths(interview: Interview, smap: SourceMap, problems: list[Problem]) -> dict[str, FieldInfo]:

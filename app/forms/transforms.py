@@ -36,7 +36,7 @@ def _as_date(value: Any) -> dt.date | None:
         return value
     if isinstance(value, str):
         try:
-            return dt.date.fromisoformat(value)
+            return dt.date.fromisoformat(value[:10])
         except ValueError:
             return None
     return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,20 @@ class SourceMap:
         return self.lines.get("", 1)
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader whose booleans are only true/false (YAML 1.2): `yes`, `no`, `on`, `off` stay text,
+    so an option value written `no` by a clerk is the word "no", not False."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
 class YamlError(Exception):
     """The file is not usable YAML; carries the problems found."""
 
@@ -54,7 +69,7 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
     """Parse YAML text into plain Python data plus a SourceMap; anchors and aliases are refused."""
     smap = SourceMap(file)
     problems: list[Problem] = []
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
@@ -99,7 +114,7 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
             return out
         if isinstance(n, yaml.SequenceNode):
             return [build(item, _join(path, i)) for i, item in enumerate(n.value)]
-        constructor = yaml.SafeLoader("")
+        constructor = _Loader("")
         try:
             return constructor.construct_object(n, deep=True)
         except (yaml.YAMLError, ValueError) as exc:
