@@ -6,6 +6,10 @@ how far text shrinks or wraps, and what moves to the addendum page. The drawing 
 replays the primitives on a reportlab canvas. Knowing every page before drawing is what
 lets footers say "page n / N" and the bundle cover list page ranges.
 
+Template mode draws the values onto an overlay of the same page size and merges it onto the
+city's blank PDF with pypdf; placements are millimetres from the top-left corner of the media
+box of an unrotated page.
+
 Output is deterministic (same input, same bytes): reportlab runs with ``invariant=1`` and
 pypdf output gets a content-derived /ID. Never log cell text: it is personal data.
 """
@@ -19,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import segno
-from pypdf import PdfReader, PdfWriter, Transformation
+from pypdf import PageObject, PdfReader, PdfWriter, Transformation
 from pypdf.generic import ArrayObject, ByteStringObject
 from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader
@@ -93,7 +97,11 @@ class RenderOptions:
 
 @dataclass(frozen=True)
 class RenderResult:
-    """A rendered form: the PDF, its page count and the labels of cells continued on the addendum."""
+    """A rendered form: the PDF, its page count and the labels of cells continued on the addendum.
+
+    `overflowed` holds one entry per ※ marker, in order: the cell label, for table cells with the
+    section and row, e.g. "氏名（異動した人 3行目）".
+    """
 
     pdf: bytes
     pages: int
@@ -301,23 +309,25 @@ class _Measure:
         return out
 
 
+def _is_word(cluster: str) -> bool:
+    return cluster.isascii() and cluster.isalnum()
+
+
 def _carry(line: list[tuple[str, float]], nxt: str, nxt_unit: float, size: float, max_w: float) -> int:
     """How many clusters at the end of a full line to move to the next one (kinsoku, Latin words)."""
     if len(line) < 2:
         return 0
     if nxt in _NO_START or line[-1][0] in _NO_END:
         return 1
-    if nxt.isascii() and nxt.isalnum():
-        # Keep Latin words (alphabet names, building names) whole when there is a space to break at.
-        for index in range(len(line) - 1, 0, -1):
-            cluster = line[index][0]
-            if cluster in _SPACES:
-                moved = line[index + 1 :]
-                # Only when the word then fits on the next line.
-                fits = (sum(u for _, u in moved) + nxt_unit) * size < max_w
-                return len(moved) if fits else 0
-            if not (cluster.isascii() and cluster.isalnum()):
-                return 0
+    if _is_word(nxt):
+        # Keep Latin words and numbers (alphabet names, 202号室, 018) whole when they can move as a unit.
+        begin = len(line)
+        while begin > 0 and _is_word(line[begin - 1][0]):
+            begin -= 1
+        moved = line[begin:]
+        fits = (sum(u for _, u in moved) + nxt_unit) * size < max_w
+        if begin > 0 and len(moved) <= 16 and fits:
+            return len(moved)
     return 0
 
 
@@ -553,6 +563,7 @@ class _GridPlanner:
         self.measure = painter.measure
         self.flow = _Flow(_page_size(layout))
         self.row_mm = layout.row_mm * mm
+        self._frame_top: float | None = None
 
     def plan(self) -> list[_Page]:
         self.flow.new_page("first")
@@ -568,16 +579,27 @@ class _GridPlanner:
         """Start a new page unless height fits; return True when it did."""
         if self.flow.fits(height) or self.flow.at_top:
             return False
-        self.flow.new_page("continued")
+        self._new_page()
         self._band(section, continued=True)
         return True
+
+    def _new_page(self) -> None:
+        self._close_frame()
+        self.flow.new_page("continued")
+
+    def _close_frame(self) -> None:
+        """Draw the heavier outline of the section part on this page, as printed forms have."""
+        flow = self.flow
+        if self._frame_top is not None and flow.cursor < self._frame_top:
+            flow.add([_Rect(_Box(flow.left, flow.cursor, flow.width, self._frame_top - flow.cursor), 1.0)])
+        self._frame_top = None
 
     def _section(self, section: ResolvedSection) -> None:
         flow = self.flow
         first = self._height(section.rows[0].height) if section.rows else 0.0
         if section.rows:
             if not flow.fits(BAND_H + first) and not flow.at_top:
-                flow.new_page("continued")
+                self._new_page()
             self._band(section, continued=False)
             for row in section.rows:
                 height = self._height(row.height)
@@ -585,9 +607,12 @@ class _GridPlanner:
                 self._row(row, height, section)
         if section.table is not None:
             self._table(section, section.table, band=not section.rows)
+        self._close_frame()
 
     def _band(self, section: ResolvedSection, *, continued: bool) -> None:
         flow = self.flow
+        if self._frame_top is None:
+            self._frame_top = flow.cursor
         box = _Box(flow.left, flow.cursor - BAND_H, flow.width, BAND_H)
         title = section.title + (CONTINUED if continued else "")
         prims: list[_Prim] = [_Rect(box, RULE, BAND_FILL)]
@@ -624,7 +649,7 @@ class _GridPlanner:
         height = self._height(table.row_height)
         need = TABLE_HEAD_H + (height if count else 0.0) + (BAND_H if band else 0.0)
         if not flow.fits(need) and not flow.at_top:
-            flow.new_page("continued")
+            self._new_page()
             band = True  # a section continuing on a new page gets its title band again
         if band:
             self._band(section, continued=bool(section.rows))
@@ -803,8 +828,8 @@ def _plan_form(form: ResolvedForm, options: RenderOptions, measure: _Measure) ->
     return _FormPlan(form, pages, template, tuple(o.label for o in painter.overflows))
 
 
-def _media_size(page: object) -> tuple[float, float]:
-    box = page.mediabox  # type: ignore[attr-defined]
+def _media_size(page: PageObject) -> tuple[float, float]:
+    box = page.mediabox
     return float(box.width), float(box.height)
 
 
