@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.forms.context import build_context
-from app.forms.expr import MISSING, Observation, compile_expr
+from app.forms.expr import MISSING, Observation, as_date, compile_expr
 from app.forms.loader import DefinitionSet
 from app.forms.schema import Application, FormField
 
@@ -71,17 +71,6 @@ def _explain(text: str, ctx: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
     return value, _scalar_values(observations)
 
 
-def _as_date(value: Any) -> dt.date | None:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value[:10])
-        except ValueError:
-            return None
-    return None
 
 
 def _label_of(defs: DefinitionSet, concrete: str) -> str | None:
@@ -156,7 +145,7 @@ def _documents(app: Application, ctx: Mapping[str, Any]) -> tuple[str, ...]:
 def _deadline(app: Application, ctx: Mapping[str, Any]) -> dt.date | None:
     if app.deadline is None:
         return None
-    start = _as_date(compile_expr(app.deadline.from_).evaluate(ctx))
+    start = as_date(compile_expr(app.deadline.from_).evaluate(ctx))
     return start + dt.timedelta(days=app.deadline.within_days) if start else None
 
 
@@ -171,7 +160,7 @@ def _title(app: Application, ctx: Mapping[str, Any], expr: str | None) -> str:
 def determine(defs: DefinitionSet, answers: Mapping[str, Any], *, case_number: str = "") -> list[Instance]:
     """Every application instance the answers call for, in an order that respects `after`."""
     ctx = build_context(answers, case_number=case_number)
-    visit_day = _as_date(answers.get("visit_date"))
+    visit_day = as_date(answers.get("visit_date"))
     out: list[Instance] = []
     for app_id in defs.application_order():
         app = defs.applications[app_id]

@@ -76,7 +76,8 @@ def _is_int(value: Any) -> bool:
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-def _as_date(value: Any) -> date | None:
+def as_date(value: Any) -> date | None:
+    """A date from a date, a datetime or an ISO string (a date-time string counts as its date)."""
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
@@ -112,13 +113,13 @@ def _ordinary_age(birth: date, on: date) -> int:
 
 def fn_date(value: Any) -> Any:
     """Convert an ISO date string or date to a date (MISSING if not a date)."""
-    d = _as_date(value)
+    d = as_date(value)
     return MISSING if d is None else d
 
 
 def fn_age_on(birth: Any, on: Any) -> Any:
     """Return the legal age on a day (negative before birth)."""
-    b, o = _as_date(birth), _as_date(on)
+    b, o = as_date(birth), as_date(on)
     if b is None or o is None:
         return MISSING
     # 年齢計算ニ関スル法律: a year is added at the end of the day before the birthday, so the
@@ -128,7 +129,7 @@ def fn_age_on(birth: Any, on: Any) -> Any:
 
 def fn_school_year_age(birth: Any, on: Any) -> Any:
     """Return the age at the start of the school year containing ``on`` (6 = 小1, 12 = 中1, 15 = 高1)."""
-    b, o = _as_date(birth), _as_date(on)
+    b, o = as_date(birth), as_date(on)
     if b is None or o is None:
         return MISSING
     year = o.year if (o.month, o.day) >= (4, 1) else o.year - 1
@@ -139,13 +140,13 @@ def fn_school_year_age(birth: Any, on: Any) -> Any:
 
 def fn_add_days(value: Any, days: Any) -> Any:
     """Return the date ``days`` days after ``value``."""
-    d = _as_date(value)
+    d = as_date(value)
     return d + timedelta(days=days) if d is not None and _is_int(days) else MISSING
 
 
 def fn_add_months(value: Any, months: Any) -> Any:
     """Return the date ``months`` months later, clamping the day to the month's end."""
-    d = _as_date(value)
+    d = as_date(value)
     if d is None or not _is_int(months):
         return MISSING
     year, month0 = divmod(d.year * 12 + d.month - 1 + months, 12)
@@ -159,7 +160,7 @@ def fn_add_years(value: Any, years: Any) -> Any:
 
 def fn_days_between(a: Any, b: Any) -> Any:
     """Return ``b - a`` in days."""
-    da, db = _as_date(a), _as_date(b)
+    da, db = as_date(a), as_date(b)
     return MISSING if da is None or db is None else (db - da).days
 
 
@@ -192,7 +193,7 @@ def _present(args: tuple[Any, ...]) -> list[Any]:
     values = [v for v in (_items(args[0]) if len(args) == 1 else args) if not _is_none(v)]
     if any(isinstance(v, date) for v in values):
         # Mixed dates and ISO strings compare as dates; anything else fails the comparison.
-        values = [_as_date(v) or v for v in values]
+        values = [as_date(v) or v for v in values]
     return values
 
 
@@ -330,9 +331,9 @@ def _compare(op: ast.cmpop, left: Any, right: Any) -> Any:
         found = _contains(right, left)
         return found if found is MISSING or isinstance(op, ast.In) else not found
     if isinstance(left, date) and isinstance(right, str):
-        right = _as_date(right) or right
+        right = as_date(right) or right
     elif isinstance(right, date) and isinstance(left, str):
-        left = _as_date(left) or left
+        left = as_date(left) or left
     if isinstance(op, ast.Eq):
         return left == right
     if isinstance(op, ast.NotEq):

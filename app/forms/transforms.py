@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import jaconv
 
-from app.forms.expr import FUNCTIONS
+from app.forms.expr import FUNCTIONS, as_date
 from app.forms.wareki import format_wareki
 
 Transform = Callable[[Any, Mapping[str, Any]], Any]
@@ -31,15 +30,6 @@ INSURANCE_LABELS = {
 }
 
 
-def _as_date(value: Any) -> dt.date | None:
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value[:10])
-        except ValueError:
-            return None
-    return None
 
 
 def _present(value: Any) -> bool:
@@ -49,19 +39,19 @@ def _present(value: Any) -> bool:
 
 def wareki(value: Any, ctx: Mapping[str, Any]) -> str:
     """2026-04-06 → 令和8年4月6日."""
-    d = _as_date(value)
+    d = as_date(value)
     return format_wareki(d) if d else ""
 
 
 def wareki_short(value: Any, ctx: Mapping[str, Any]) -> str:
     """2026-04-06 → R8.4.6."""
-    d = _as_date(value)
+    d = as_date(value)
     return format_wareki(d, style="short") if d else ""
 
 
 def seireki(value: Any, ctx: Mapping[str, Any]) -> str:
     """2026-04-06 → 2026年4月6日 (for foreign residents and forms that ask 西暦)."""
-    d = _as_date(value)
+    d = as_date(value)
     return f"{d.year}年{d.month}月{d.day}日" if d else ""
 
 
