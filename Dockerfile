@@ -27,5 +27,6 @@ RUN pip install -e . \
 USER kakanai
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz').status == 200 else 1)"
-# KAKANAI_SECRET_KEY and KAKANAI_DATABASE_URL must be provided; the app refuses the default secret.
+# KAKANAI_SECRET_KEY, KAKANAI_ENCRYPTION_KEYS (kakanai keys generate) and KAKANAI_DATABASE_URL must be
+# provided: in production the app refuses the default secret and unencrypted storage.
 CMD ["sh", "-c", "kakanai check && kakanai migrate && exec uvicorn app.main:app --host 0.0.0.0 --port 8000 --proxy-headers"]

@@ -126,6 +126,28 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_keys_generate(args: argparse.Namespace, settings: Settings) -> int:
+    """Print a new random key entry for KAKANAI_ENCRYPTION_KEYS."""
+    import base64
+    import os
+
+    print(f"{args.key_id}:{base64.b64encode(os.urandom(32)).decode()}")
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    """Re-encrypt every stored case with the current (first) key."""
+    from app import crypto
+    from app.services.cases import reencrypt_all
+
+    ring = settings.keyring()
+    crypto.configure(ring)
+    with _session(settings) as session:
+        count = reencrypt_all(session)
+    print(f"re-encrypted {count} cases with key {ring.current}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `kakanai`."""
     parser = argparse.ArgumentParser(prog="kakanai", description="書かない窓口 service operations")
@@ -155,6 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
     create.set_defaults(func=cmd_users_create)
     lst = users.add_parser("list", help="list staff accounts")
     lst.set_defaults(func=cmd_users_list)
+
+    keys = sub.add_parser("keys", help="encryption keys for My Numbers at rest").add_subparsers(
+        dest="keys_command", required=True)
+    gen = keys.add_parser("generate", help="print a new key entry (put it FIRST in KAKANAI_ENCRYPTION_KEYS)")
+    gen.add_argument("key_id", nargs="?", default="k1")
+    gen.set_defaults(func=cmd_keys_generate)
+    rot = keys.add_parser("rotate", help="re-encrypt all stored values with the first key")
+    rot.set_defaults(func=cmd_keys_rotate)
     return parser
 
 

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app import crypto
 from app.db import make_engine, make_sessionmaker
 from app.errors import install_error_handlers
 from app.routers import api_auth, api_cases, api_documents, health
@@ -18,6 +19,7 @@ from app.settings import Settings, get_settings
 def create_app(settings: Settings | None = None, *, definitions: DefinitionRegistry | None = None) -> FastAPI:
     """Build the application; form definitions are loaded (and checked) before it serves."""
     settings = settings or get_settings()
+    crypto.configure(settings.keyring())
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     registry = definitions
     if registry is None:

@@ -22,9 +22,23 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app import crypto
 from app.db import Base
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class ProtectedAnswers(TypeDecorator[dict[str, Any]]):
+    """The answers document, with My Numbers and account numbers encrypted in the database."""
+
+    impl = JSONType
+    cache_ok = True
+
+    def process_bind_param(self, value: dict[str, Any] | None, dialect: Any) -> dict[str, Any] | None:
+        return crypto.protect(value) if value is not None else None
+
+    def process_result_value(self, value: dict[str, Any] | None, dialect: Any) -> dict[str, Any] | None:
+        return crypto.reveal(value) if value is not None else None
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -113,7 +127,7 @@ class Case(Base):
     ticket_number: Mapped[int] = mapped_column(Integer)
     status_token: Mapped[str] = mapped_column(String(32), unique=True)
     status: Mapped[str] = mapped_column(String(20), default="interviewing")
-    answers: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    answers: Mapped[dict[str, Any]] = mapped_column(ProtectedAnswers(), default=dict)
     complete: Mapped[bool] = mapped_column(default=False)
     version: Mapped[int] = mapped_column(Integer, default=1)
     definitions_fingerprint: Mapped[str] = mapped_column(String(64), default="")

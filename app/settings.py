@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.crypto import KeyRing
+
 DEFAULT_SECRET = "dev-insecure-change-me"  # noqa: S105 - refused outside development, see below
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,6 +34,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     public_base_url: str = "http://127.0.0.1:8000"
     max_signature_bytes: int = 512 * 1024
+    # "id1:base64(32 bytes),id2:..." — the first key encrypts, all decrypt (see `kakanai keys`).
+    encryption_keys: SecretStr | None = None
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
@@ -39,7 +43,15 @@ class Settings(BaseSettings):
             raise ValueError("KAKANAI_SECRET_KEY must be set to a random value in production")
         if self.env == "production" and len(self.secret_key.get_secret_value()) < 32:
             raise ValueError("KAKANAI_SECRET_KEY must be at least 32 characters in production")
+        if self.env == "production" and self.encryption_keys is None:
+            raise ValueError("KAKANAI_ENCRYPTION_KEYS must be set in production (kakanai keys generate)")
         return self
+
+    def keyring(self) -> KeyRing:
+        """The at-rest encryption keys (derived from the secret key in development and tests)."""
+        if self.encryption_keys is not None:
+            return KeyRing.parse(self.encryption_keys.get_secret_value())
+        return KeyRing.derived(self.secret_key.get_secret_value())
 
     @property
     def effective_database_url(self) -> str:

@@ -62,3 +62,27 @@ def test_users_create_reads_the_password_from_stdin(monkeypatch: pytest.MonkeyPa
 def test_production_refuses_the_default_secret() -> None:
     with pytest.raises(ValueError, match="KAKANAI_SECRET_KEY"):
         Settings(env="production")
+
+
+def test_keys_generate_and_rotate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import base64
+
+    assert main(["keys", "generate", "k9"]) == 0
+    entry = capsys.readouterr().out.strip()
+    kid, _, b64 = entry.partition(":")
+    assert kid == "k9" and len(base64.b64decode(b64)) == 32
+    monkeypatch.setenv("KAKANAI_DATABASE_URL", f"sqlite:///{tmp_path / 'keys.db'}")
+    monkeypatch.setenv("KAKANAI_ENCRYPTION_KEYS", entry)
+    from app import crypto
+    from app.settings import get_settings
+
+    before = crypto.keyring()
+    get_settings.cache_clear()
+    try:
+        assert main(["migrate"]) == 0
+        assert main(["keys", "rotate"]) == 0
+        assert "re-encrypted 0 cases with key k9" in capsys.readouterr().out
+    finally:
+        get_settings.cache_clear()
+        crypto.configure(before)
