@@ -94,7 +94,7 @@ def _name(value: Any, fdef: InterviewField) -> str:
     # Names are stored exactly as typed: no NFC/NFKC, which would fold CJK compatibility
     # ideographs and variation sequences that a resident's registered name depends on.
     text = _text(value, fdef)
-    if unicodedata.category(text[:1]) == "Mn" if text else False:
+    if text and unicodedata.category(text[0]) == "Mn":
         raise _Invalid("名前の先頭に異体字セレクタなどの結合文字は置けません")
     return text
 

@@ -396,7 +396,7 @@ def load_definitions(directory: Path | str) -> DefinitionSet:
     for app_id, app in applications.items():
         smap = maps[app_id]
         for i, dep in enumerate(app.after):
-            if dep not in applications and (app_dir / f"{dep}.yaml").exists() is False:
+            if dep not in applications and not (app_dir / f"{dep}.yaml").exists():
                 problems.append(Problem(smap.file, smap.line_of(f"after.{i}"), f"after.{i}",
                                         f"after に指定した申請書がありません: {dep}"))
     try:

@@ -66,8 +66,9 @@ def test_bundle_is_filled_with_the_household(client: TestClient, counter_headers
         assert wareki in flat
     assert "兵庫県尼崎市南塚口町二丁目4番5号" in flat
     assert "大阪府大阪市北区梅田一丁目2番3号" in flat
-    # My Number comb boxes: the 12 digits in order on the page.
-    assert "123456789018" in flat.replace(" ", "")
+    # My Number comb boxes: every member's 12 digits in order on the page.
+    for m in model_case_raw["household"]["members"]:
+        assert m["my_number"] in flat
     reader = PdfReader(io.BytesIO(res.content))
     assert len(reader.pages) >= len(MODEL_EXPECTED) + 1
     cover = "".join(reader.pages[0].extract_text().split())
