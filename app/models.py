@@ -138,6 +138,8 @@ class Case(Base):
     # The resident signs once on the tablet; the image is placed on every form with a signature box.
     signature_png: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     signed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # Retention: when the personal data (answers, signature) was purged; events and metrics stay.
+    purged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     events: Mapped[list[CaseEvent]] = relationship(
         back_populates="case", order_by="CaseEvent.id", cascade="all, delete-orphan"
@@ -164,3 +166,125 @@ class CaseEvent(Base):
     note: Mapped[str] = mapped_column(Text, default="")
 
     case: Mapped[Case] = relationship(back_populates="events")
+
+
+# --- Routing, queue and resident feedback (issue 5) ------------------------------------------------
+#
+# Every state change below also writes a CaseEvent (see app/events.py for the vocabulary); the
+# metrics are computed from those events and the resident page's live updates are driven by them.
+
+
+class RoutingStep(Base):
+    """One department's step on a visit's routing slip (回付票)."""
+
+    __tablename__ = "routing_steps"
+    __table_args__ = (
+        UniqueConstraint("case_id", "department_id"),
+        Index("ix_routing_steps_department_id_status", "department_id", "status"),
+        Index("ix_routing_steps_updated_at", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    department_id: Mapped[str] = mapped_column(String(64))
+    # Position in a valid (topological) order; steps with the same `stage` may run in parallel.
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    stage: Mapped[int] = mapped_column(Integer, default=0)
+    # Instance ids of the applications this department handles (e.g. ["jido_teate", "kodomo_iryo-m3"]).
+    applications: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # Department ids that must be done before this step may start (from the definitions' `after`).
+    depends_on: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # pending -> in_progress -> done | needs_resident (| cancelled when the application no longer applies)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    claimed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # When the department needs the resident in person: why (plain Japanese) and at which counter.
+    resident_reason: Mapped[str] = mapped_column(Text, default="")
+    counter: Mapped[str] = mapped_column(String(40), default="")
+    note: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    done_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+    case: Mapped[Case] = relationship()
+
+
+class QueueTicket(Base):
+    """A visit's place in the waiting-room queue: one ticket per visit, called to a counter."""
+
+    __tablename__ = "queue_tickets"
+    __table_args__ = (Index("ix_queue_tickets_office_day_status", "office", "day", "status"),)
+
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
+    office: Mapped[str] = mapped_column(String(32))
+    day: Mapped[dt.date] = mapped_column(Date)
+    number: Mapped[int] = mapped_column(Integer)
+    # Higher is served first (appointment, accessibility needs); ties by issue time.
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    priority_reason: Mapped[str] = mapped_column(String(40), default="")
+    # waiting -> called -> serving -> done; skipped (no-show) may be recalled to waiting.
+    status: Mapped[str] = mapped_column(String(20), default="waiting")
+    counter: Mapped[str] = mapped_column(String(40), default="")
+    # Department the ticket waits for ("" = the one-stop counter); changed by a transfer.
+    queue: Mapped[str] = mapped_column(String(64), default="")
+    call_count: Mapped[int] = mapped_column(Integer, default=0)
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    called_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    served_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # The wait we told the resident when the ticket was issued, to measure the estimate's error.
+    estimated_wait_minutes: Mapped[float | None] = mapped_column()
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    case: Mapped[Case] = relationship()
+
+
+class SatisfactionResponse(Base):
+    """手続満足度: the resident's 1-5 answer (and optional comment) at the end of the visit."""
+
+    __tablename__ = "satisfaction_responses"
+
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
+    score: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    language: Mapped[str] = mapped_column(String(16), default="ja")
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# --- Staff sessions (issue 4) and audit log (issue 7) ------------------------------------------------
+
+
+class StaffSession(Base):
+    """A signed-in browser session of a staff member; only the token's SHA-256 is stored."""
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class AuditEntry(Base):
+    """Who read or changed what, when and from where. The app only ever inserts rows here."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_at", "at"), Index("ix_audit_log_case_id", "case_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Username as it was at the time (or the attempted one for a failed login), never personal data.
+    actor: Mapped[str] = mapped_column(String(64), default="")
+    action: Mapped[str] = mapped_column(String(40))
+    case_id: Mapped[str | None] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(200), default="")
+    outcome: Mapped[str] = mapped_column(String(20), default="ok")
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(200), default="")
