@@ -13,7 +13,7 @@ from app.db import session_scope
 from app.errors import Unauthorized
 from app.forms.loader import DefinitionSet
 from app.models import User
-from app.services import auth
+from app.services import audit, auth
 from app.settings import Settings
 
 
@@ -32,7 +32,14 @@ def get_definitions(request: Request) -> DefinitionSet:
     return request.app.state.definitions.current
 
 
+def get_client(request: Request) -> audit.Client:
+    """Where the request came from, for the audit log."""
+    return audit.Client(ip=request.client.host if request.client else "",
+                        user_agent=request.headers.get("user-agent", ""))
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
+ClientDep = Annotated[audit.Client, Depends(get_client)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 DefinitionsDep = Annotated[DefinitionSet, Depends(get_definitions)]
 
