@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -12,8 +13,8 @@ from sqlalchemy.orm import Session
 from app.db import session_scope
 from app.errors import Unauthorized
 from app.forms.loader import DefinitionSet
-from app.models import User
-from app.services import audit, auth
+from app.models import StaffSession, User
+from app.services import audit, auth, sessions
 from app.settings import Settings
 
 
@@ -38,7 +39,9 @@ def get_client(request: Request) -> audit.Client:
                         user_agent=request.headers.get("user-agent", ""))
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit before the response is sent, so a 2xx is only ever seen for data that is
+# stored (FastAPI's default runs a yield dependency's exit after the response has gone out).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ClientDep = Annotated[audit.Client, Depends(get_client)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 DefinitionsDep = Annotated[DefinitionSet, Depends(get_definitions)]
@@ -72,3 +75,45 @@ def admin_only(user: CurrentUser) -> User:
 
 CounterUser = Annotated[User, Depends(counter_staff)]
 AdminUser = Annotated[User, Depends(admin_only)]
+
+
+# --- Counter pages: cookie sessions with a CSRF token -------------------------------------------------
+
+
+def get_staff_session(request: Request, session: SessionDep, settings: SettingsDep) -> StaffSession:
+    """The live browser session of the request (touched), or LoginRequired / SessionExpired."""
+    token = request.cookies.get(sessions.COOKIE_NAME)
+    row = sessions.resolve_session(session, token, idle=dt.timedelta(minutes=settings.session_idle_minutes))
+    request.state.staff_session = row
+    return row
+
+
+StaffSessionDep = Annotated[StaffSession, Depends(get_staff_session)]
+
+
+async def csrf_protected(request: Request, row: StaffSessionDep) -> StaffSession:
+    """State-changing page requests must carry the session's CSRF token (form field or header)."""
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        supplied = request.headers.get(sessions.CSRF_HEADER)
+        if supplied is None and request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")
+        ):
+            supplied = (await request.form()).get(sessions.CSRF_FIELD)  # type: ignore[assignment]
+        sessions.check_csrf(row, supplied if isinstance(supplied, str) else None)
+    return row
+
+
+def page_counter_staff(row: Annotated[StaffSession, Depends(csrf_protected)]) -> User:
+    """Counter staff (or an admin) signed in on the pages."""
+    auth.require_role(row.user, "counter")
+    return row.user
+
+
+def page_admin(row: Annotated[StaffSession, Depends(csrf_protected)]) -> User:
+    """An administrator signed in on the pages."""
+    auth.require_role(row.user, "admin")
+    return row.user
+
+
+PageCounterUser = Annotated[User, Depends(page_counter_staff)]
+PageAdminUser = Annotated[User, Depends(page_admin)]

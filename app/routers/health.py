@@ -20,7 +20,7 @@ def readyz(request: Request) -> JSONResponse:
     """The database answers and form definitions are loaded."""
     checks: dict[str, str] = {}
     try:
-        with request.app.state.engine.connect() as conn:
+        with request.app.state.engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
             conn.execute(text("SELECT 1"))
         checks["database"] = "ok"
     except Exception as exc:  # any driver error means "not ready", never a 500

@@ -1,0 +1,323 @@
+"""Counter pages for the tablet: login, today's visits, the interview, review and signature, documents."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Body, Form, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from app import events
+from app.deps import ClientDep, DefinitionsDep, PageCounterUser, SessionDep, SettingsDep
+from app.errors import AppError, ValidationFailed
+from app.models import Case, User
+from app.services import audit, auth, cases, counter, documents, routing, sessions
+from app.services.clock import local_today
+from app.settings import Settings
+from app.templating import get_templates
+
+router = APIRouter(include_in_schema=False)
+LOGIN_CSRF_COOKIE = "kakanai_login_csrf"
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _page(request: Request, name: str, context: dict[str, Any], *, status: int = 200) -> HTMLResponse:
+    row = getattr(request.state, "staff_session", None)
+    base = {"user": row.user if row else None, "csrf_token": row.csrf_token if row else "",
+            "idle_minutes": request.app.state.settings.session_idle_minutes if row else 0}
+    response = get_templates().TemplateResponse(request, name, {**base, **context}, status_code=status)
+    response.headers.update(NO_STORE)
+    return response
+
+
+def _cookie_secure(settings: Settings) -> bool:
+    return settings.env == "production" or settings.public_base_url.startswith("https://")
+
+
+def _safe_next(target: str | None) -> str:
+    # Only local paths: a crafted link must not bounce a clerk to another site after login.
+    if not target or not target.startswith("/") or target.startswith("//") or urlsplit(target).netloc:
+        return "/counter"
+    return target
+
+
+# --- login / logout ------------------------------------------------------------------------------------
+
+
+@router.get("/")
+def root() -> RedirectResponse:
+    """The service's front door is the counter."""
+    return RedirectResponse("/counter", status_code=303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, settings: SettingsDep, next: str | None = None, expired: str | None = None) -> HTMLResponse:
+    """The login form (with a double-submit CSRF token, since there is no session yet)."""
+    token = secrets.token_urlsafe(24)
+    message = sessions.SessionExpired.message if expired else None
+    response = _page(request, "counter/login.html", {"login_csrf": token, "next": _safe_next(next), "message": message})
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=_cookie_secure(settings),
+                        path="/login")
+    return response
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request, session: SessionDep, settings: SettingsDep, client: ClientDep,
+    username: Annotated[str, Form(max_length=200)] = "", password: Annotated[str, Form(max_length=500)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "", next: Annotated[str, Form(max_length=500)] = "/counter",
+) -> Response:
+    """Check the password; on success start a session and go where the clerk was heading."""
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not cookie or not secrets.compare_digest(cookie, csrf_token):
+        return _login_again(request, settings, next, sessions.CsrfFailed.message, status=403)
+    if not username or not password:
+        return _login_again(request, settings, next, "ユーザー名とパスワードを入力してください", status=422,
+                            username=username)
+    try:
+        user = auth.authenticate(session, username=username, password=password, client=client)
+    except AppError as exc:  # wrong password / locked: the failure is counted and audited all the same
+        return _login_again(request, settings, next, exc.message, status=exc.status, username=username)
+    token, _row = sessions.create_session(session, user=user)
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(sessions.COOKIE_NAME, token, httponly=True, samesite="strict", secure=_cookie_secure(settings),
+                        path="/")
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+def _login_again(request: Request, settings: Settings, next: str, message: str, *, status: int,
+                 username: str = "") -> HTMLResponse:
+    token = secrets.token_urlsafe(24)
+    response = _page(request, "counter/login.html", {"login_csrf": token, "next": _safe_next(next), "message": message,
+                                                     "username": username[:64]}, status=status)
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=_cookie_secure(settings),
+                        path="/login")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, session: SessionDep, user: PageCounterUser, client: ClientDep) -> RedirectResponse:
+    """End the session (the CSRF check of the dependency applies: a forged logout is refused)."""
+    sessions.end_session(session, request.cookies.get(sessions.COOKIE_NAME))
+    audit.record(session, action=audit.LOGOUT, actor=user, client=client)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(sessions.COOKIE_NAME, path="/")
+    return response
+
+
+# --- today's visits and starting a visit ---------------------------------------------------------------
+
+
+def _life_event_choices(defs: Any) -> list[Any]:
+    info = defs.fields.get("life_events")
+    return list(info.field.choices or []) if info else []
+
+
+@router.get("/counter", response_class=HTMLResponse)
+def today(request: Request, session: SessionDep, settings: SettingsDep, defs: DefinitionsDep,
+          user: PageCounterUser) -> HTMLResponse:
+    """Today's visits at this office with their status, and the form to start a new one."""
+    day = local_today(settings)
+    rows = cases.list_cases(session, office=settings.office_code, day=day)
+    labels = {c.value: c.label.split("（")[0] for c in _life_event_choices(defs)}
+    visits = [{
+        "case": c,
+        "events": "・".join(labels.get(e, e) for e in (c.answers.get("life_events") or [])),
+        "status": counter.STATUS_LABELS.get(c.status, c.status),
+        "members": len((c.answers.get("household") or {}).get("members") or []),
+    } for c in rows]
+    return _page(request, "counter/today.html", {"day": day, "visits": visits, "choices": _life_event_choices(defs),
+                                                 "tz": ZoneInfo(settings.timezone),
+                                                 "city_name": settings.city_name, "office_name": settings.office_name})
+
+
+@router.post("/counter/visits")
+def start_visit(request: Request, session: SessionDep, settings: SettingsDep, defs: DefinitionsDep,
+                user: PageCounterUser, life_events: Annotated[list[str] | None, Form()] = None) -> Response:
+    """Issue the visit's one ticket and open the interview with the chosen life events."""
+    day = local_today(settings)
+    chosen = [e for e in (life_events or []) if isinstance(e, str)][:10]
+    if not chosen:
+        response = today(request, session, settings, defs, user)
+        return _page(request, "counter/today.html", {**response.context,  # type: ignore[attr-defined]
+                                                     "start_error": "手続きのきっかけを1つ以上選んでください"}, status=422)
+    case = cases.create_case(session, defs=defs, answers={"life_events": chosen, "visit_date": day.isoformat()},
+                             user=user, office=settings.office_code, today=day, draft=True)
+    return RedirectResponse(f"/counter/visits/{case.id}?new=1", status_code=303)
+
+
+# --- the interview -------------------------------------------------------------------------------------
+
+
+def _screen_context(defs: Any, case: Case, settings: Settings, *, errors: dict[str, str] | None = None) -> dict[str, Any]:
+    today = local_today(settings)
+    missing = cases.missing_answers(defs, case, today=today)
+    side = counter.panel(defs, case.answers, missing_paths=missing, case_number=case.case_number)
+    return {
+        "case": case,
+        "sections": counter.build_screen(defs, case.answers, errors=errors, needed=side.needed),
+        "panel": side,
+        "address_labels": counter.ADDRESS_LABELS,
+        "status_label": counter.STATUS_LABELS.get(case.status, case.status),
+    }
+
+
+@router.get("/counter/visits/{case_id}", response_class=HTMLResponse)
+def interview(request: Request, case_id: str, session: SessionDep, settings: SettingsDep, defs: DefinitionsDep,
+              user: PageCounterUser, client: ClientDep, new: str | None = None) -> HTMLResponse:
+    """The one interview, generated from interview.yaml, with the applications panel beside it."""
+    case = cases.get_case_or_raise(session, case_id)
+    audit.record(session, action=audit.CASE_READ, actor=user, case_id=case.id, target="counter/interview", client=client)
+    return _page(request, "counter/interview.html", {**_screen_context(defs, case, settings), "new": bool(new)})
+
+
+@router.post("/counter/visits/{case_id}/answers")
+def save_answers(
+    request: Request, case_id: str, session: SessionDep, settings: SettingsDep, defs: DefinitionsDep,
+    user: PageCounterUser, client: ClientDep,
+    payload: Annotated[dict[str, Any], Body()],
+) -> JSONResponse:
+    """Autosave from the screen: stores what is valid, returns field errors, visibility and the side panel."""
+    version = payload.get("version")
+    answers = payload.get("answers")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValidationFailed(details=[{"field": "version", "message": "版（version）を整数で送ってください"}])
+    case = cases.get_case_or_raise(session, case_id)
+    result = counter.autosave(session, defs=defs, case=case, raw=answers, expected_version=version, user=user,
+                              today=local_today(settings))
+    if result.saved:
+        audit.record(session, action=audit.CASE_UPDATED, actor=user, case_id=case.id, target="counter/autosave",
+                     client=client)
+    case = result.case
+    errors = {e.field: e.message for e in result.errors}
+    context = _screen_context(defs, case, settings, errors=errors)
+    panel_html = get_templates().env.get_template("counter/_panel.html").render(panel=context["panel"], case=case)
+    return JSONResponse({
+        "version": case.version,
+        "saved": result.saved,
+        "errors": [{"field": e.field, "message": e.message} for e in result.errors],
+        "visibility": counter.visibility(defs, case.answers),
+        "normalised": _normalised_values(context["sections"]),
+        "panel_html": panel_html,
+        "needed": context["panel"].needed,
+        "complete": case.complete,
+    }, headers=NO_STORE)
+
+
+def _normalised_values(sections: list[counter.SectionView]) -> dict[str, Any]:
+    # The stored (normalised) value of each field, so the screen can show カタカナ, ISO dates, codes.
+    out: dict[str, Any] = {}
+    for section in sections:
+        for f in section.fields + [f for item in section.items for f in item.fields]:
+            if f.kind == "address":
+                out[f.full_path] = f.value if isinstance(f.value, dict) else {}
+            elif f.value is not None:
+                out[f.full_path] = f.text() if f.kind != "multi_choice" else f.value
+    return out
+
+
+@router.get("/counter/visits/{case_id}/version")
+def case_version(case_id: str, session: SessionDep, user: PageCounterUser) -> JSONResponse:
+    """The version now stored (a tab in conflict takes it before overwriting by the clerk's choice)."""
+    case = cases.get_case_or_raise(session, case_id)
+    return JSONResponse({"version": case.version}, headers=NO_STORE)
+
+
+@router.get("/counter/postal")
+def postal(user: PageCounterUser, code: Annotated[str, Query(max_length=16)] = "") -> JSONResponse:
+    """Prefecture / city / town for a postal code (the screen fills them in)."""
+    found = counter.postal_lookup(code)
+    if found is None:
+        return JSONResponse({"found": False, "message": "この郵便番号は見つかりません"}, headers=NO_STORE)
+    return JSONResponse({"found": True, **found}, headers=NO_STORE)
+
+
+# --- review, signature, documents ----------------------------------------------------------------------
+
+
+@router.get("/counter/visits/{case_id}/review", response_class=HTMLResponse)
+def review(request: Request, case_id: str, session: SessionDep, settings: SettingsDep, defs: DefinitionsDep,
+           user: PageCounterUser, client: ClientDep) -> HTMLResponse:
+    """Everything the resident will sign, in large type; then the signature pad."""
+    case = cases.get_case_or_raise(session, case_id)
+    audit.record(session, action=audit.CASE_READ, actor=user, case_id=case.id, target="counter/review", client=client)
+    problems = counter.check_complete(defs, case, today=local_today(settings))
+    forms = [] if problems else counter.review(defs, case)
+    if not problems and not any(e.kind == events.INTERVIEW_ENDED for e in case.events):
+        cases.record_event(session, case, events.INTERVIEW_ENDED, actor=user)
+    return _page(request, "counter/review.html", {"case": case, "problems": problems, "forms": forms})
+
+
+@router.post("/counter/visits/{case_id}/signature")
+async def signature(request: Request, case_id: str, session: SessionDep, settings: SettingsDep,
+                    user: PageCounterUser, client: ClientDep) -> JSONResponse:
+    """The resident's one signature, drawn on the tablet (PNG body)."""
+    png = await request.body()
+    case = documents.store_signature(session, case_id=case_id, png=png, max_bytes=settings.max_signature_bytes,
+                                     actor=user)
+    audit.record(session, action=audit.SIGNATURE_SAVED, actor=user, case_id=case.id, client=client)
+    return JSONResponse({"signed": True, "next": f"/counter/visits/{case.id}/documents"}, headers=NO_STORE)
+
+
+@router.get("/counter/visits/{case_id}/documents", response_class=HTMLResponse)
+def documents_page(request: Request, case_id: str, session: SessionDep, settings: SettingsDep, defs: DefinitionsDep,
+                   user: PageCounterUser, client: ClientDep) -> HTMLResponse:
+    """The generated forms: print or download the bundle or each form, and the routing slip."""
+    case = cases.get_case_or_raise(session, case_id)
+    audit.record(session, action=audit.CASE_READ, actor=user, case_id=case.id, target="counter/documents", client=client)
+    apps = [documents.application_view(defs, inst) for inst in documents.list_applications(defs, case)]
+    slip = _routing_slip(session, defs, case, user)
+    return _page(request, "counter/documents.html", {
+        "case": case, "applications": apps, "slip": slip,
+        "status_url": f"{settings.public_base_url.rstrip('/')}/q/{case.status_token}",
+    })
+
+
+def _routing_slip(session: Any, defs: Any, case: Case, user: User) -> list[dict[str, Any]] | None:
+    # The routing slip is built once the resident has signed; departments then pull their steps.
+    # build_slip is idempotent: it keeps step statuses and only adds or cancels what changed.
+    if case.signed_at is None:
+        return None
+    routing.build_slip(session, defs=defs, case=case, actor=user)
+    return routing.slip_view(session, defs=defs, case=case)["steps"]
+
+
+@router.get("/counter/visits/{case_id}/slip.pdf")
+def slip_pdf(case_id: str, session: SessionDep, settings: SettingsDep, defs: DefinitionsDep, user: PageCounterUser,
+             client: ClientDep) -> Response:
+    """The one-page routing slip with the QR code to the resident page."""
+    pdf, filename = routing.render_slip_pdf(session, defs=defs, case_id=case_id, city_name=settings.city_name,
+                                            office_name=settings.office_name, base_url=settings.public_base_url)
+    audit.record(session, action=audit.PDF_DOWNLOAD, actor=user, case_id=case_id, target=filename, client=client)
+    return _pdf(documents.Pdf(pdf, filename), download=False)
+
+
+@router.get("/counter/visits/{case_id}/bundle.pdf")
+def bundle(case_id: str, session: SessionDep, settings: SettingsDep, defs: DefinitionsDep, user: PageCounterUser,
+           client: ClientDep, download: bool = False) -> Response:
+    """Every form of the visit in one PDF (to print, or to download with ?download=1)."""
+    pdf = documents.render_bundle_pdf(session, defs=defs, case_id=case_id, city_name=settings.city_name, actor=user)
+    audit.record(session, action=audit.PDF_DOWNLOAD, actor=user, case_id=case_id, target="bundle", client=client)
+    return _pdf(pdf, download=download)
+
+
+@router.get("/counter/visits/{case_id}/forms/{instance_id}.pdf")
+def form_pdf(case_id: str, instance_id: str, session: SessionDep, settings: SettingsDep, defs: DefinitionsDep,
+             user: PageCounterUser, client: ClientDep, download: bool = False) -> Response:
+    """One form as a PDF."""
+    pdf = documents.render_instance_pdf(session, defs=defs, case_id=case_id, instance_id=instance_id,
+                                        city_name=settings.city_name, actor=user)
+    audit.record(session, action=audit.PDF_DOWNLOAD, actor=user, case_id=case_id, target=instance_id[:100],
+                 client=client)
+    return _pdf(pdf, download=download)
+
+
+def _pdf(pdf: documents.Pdf, *, download: bool) -> Response:
+    disposition = "attachment" if download else "inline"
+    return Response(pdf.content, media_type="application/pdf", headers={
+        "Content-Disposition": f'{disposition}; filename="{pdf.filename}"', **NO_STORE,
+    })

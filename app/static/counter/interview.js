@@ -1,0 +1,497 @@
+// The counter interview: collects the screen into one answers document, autosaves it with the case
+// version, keeps unsaved input in localStorage (reloads and network hiccups lose nothing), shows
+// field errors, shows/hides questions as the server decides, and helps while typing.
+"use strict";
+(function () {
+  const root = document.getElementById("interview");
+  if (!root) return;
+  const form = document.getElementById("interview-form");
+  const caseId = root.dataset.case;
+  const csrf = root.dataset.csrf;
+  const stateEl = document.getElementById("save-state");
+  const conflictEl = document.getElementById("conflict");
+  const storeKey = "kakanai:draft:" + caseId;
+  let version = parseInt(root.dataset.version, 10);
+  let editCount = 0;        // bumps on every edit; a save only clears "dirty" if nothing changed meanwhile
+  let savedEdit = 0;
+  let timer = null;
+  let inflight = false;
+  let again = false;
+  let conflicted = false;
+  let discarding = false;
+  let retryDelay = 2000;
+
+  // ---- reading and writing the screen -------------------------------------------------------------
+  function setPath(doc, path, value) {
+    const parts = path.split(".");
+    let node = doc;
+    for (let i = 0; i < parts.length - 1; i++) {
+      if (typeof node[parts[i]] !== "object" || node[parts[i]] === null) node[parts[i]] = {};
+      node = node[parts[i]];
+    }
+    node[parts[parts.length - 1]] = value;
+  }
+  function getPath(doc, path) {
+    return path.split(".").reduce((n, k) => (n && typeof n === "object" ? n[k] : undefined), doc);
+  }
+  function fieldValue(el) {
+    const kind = el.dataset.kind;
+    if (kind === "choice") {
+      const c = el.querySelector("input[type=radio]:checked");
+      return c ? c.value : undefined;
+    }
+    if (kind === "bool") {
+      const c = el.querySelector("input[type=radio]:checked");
+      return c ? c.value === "true" : undefined;
+    }
+    if (kind === "multi_choice") {
+      const vals = Array.from(el.querySelectorAll("input[type=checkbox]:checked")).map((c) => c.value);
+      return vals.length ? vals : undefined;
+    }
+    if (kind === "address") {
+      const out = {};
+      el.querySelectorAll("input[data-part]").forEach((i) => { if (i.value.trim()) out[i.dataset.part] = i.value.trim(); });
+      return Object.keys(out).length ? out : undefined;
+    }
+    const input = el.querySelector("input, textarea");
+    if (!input) return undefined;
+    if (kind === "list") {
+      const lines = input.value.split("\n").map((s) => s.trim()).filter(Boolean);
+      return lines.length ? lines : undefined;
+    }
+    const v = input.value.trim();
+    return v === "" ? undefined : v;
+  }
+  function setFieldValue(el, value) {
+    const kind = el.dataset.kind;
+    if (kind === "choice" || kind === "bool") {
+      el.querySelectorAll("input[type=radio]").forEach((r) => { r.checked = value !== undefined && String(value) === r.value; });
+    } else if (kind === "multi_choice") {
+      el.querySelectorAll("input[type=checkbox]").forEach((c) => { c.checked = Array.isArray(value) && value.includes(c.value); });
+    } else if (kind === "address") {
+      el.querySelectorAll("input[data-part]").forEach((i) => { i.value = (value && value[i.dataset.part]) || ""; });
+    } else {
+      const input = el.querySelector("input, textarea");
+      if (input) input.value = value === undefined || value === null ? "" : Array.isArray(value) ? value.join("\n") : String(value);
+    }
+    if (kind === "date") showDatePreview(el);
+  }
+  function topFields() {
+    return Array.from(form.querySelectorAll(".field[data-path]")).filter((f) => !f.closest(".item") && !f.closest("template"));
+  }
+  function repeatSections() { return Array.from(form.querySelectorAll("section[data-repeat]")); }
+  function items(section) { return Array.from(section.querySelectorAll(":scope .items > .item")); }
+
+  function collect() {
+    const doc = {};
+    topFields().forEach((el) => {
+      const v = fieldValue(el);
+      if (v !== undefined) setPath(doc, el.dataset.path, v);
+    });
+    repeatSections().forEach((section) => {
+      const list = items(section).map((item) => {
+        const obj = {};
+        item.querySelectorAll(".field[data-key]").forEach((el) => {
+          const v = fieldValue(el);
+          if (v !== undefined) setPath(obj, el.dataset.key, v);
+        });
+        return obj;
+      });
+      setPath(doc, section.dataset.repeat, list);
+    });
+    return doc;
+  }
+
+  function apply(doc) {
+    topFields().forEach((el) => setFieldValue(el, getPath(doc, el.dataset.path)));
+    repeatSections().forEach((section) => {
+      const list = getPath(doc, section.dataset.repeat) || [];
+      while (items(section).length < list.length) addItem(section, false);
+      while (items(section).length > list.length) items(section).pop().remove();
+      items(section).forEach((item, i) => {
+        item.querySelectorAll(".field[data-key]").forEach((el) => setFieldValue(el, getPath(list[i], el.dataset.key)));
+      });
+      renumber(section);
+    });
+  }
+
+  // ---- household members --------------------------------------------------------------------------
+  function renumber(section) {
+    const label = section.dataset.itemLabel;
+    items(section).forEach((item, i) => {
+      item.dataset.index = String(i);
+      item.querySelectorAll(".field[data-key]").forEach((el) => {
+        el.dataset.path = section.dataset.repeat + "[" + i + "]." + el.dataset.key;
+      });
+      const fam = item.querySelector(".field[data-key=family_name] input");
+      const giv = item.querySelector(".field[data-key=given_name] input");
+      const name = [fam && fam.value.trim(), giv && giv.value.trim()].filter(Boolean).join(" ");
+      item.querySelector(".item-title").textContent = label + " " + (i + 1) + (name ? "　" + name : "");
+    });
+  }
+  function nextMemberId(section) {
+    const used = new Set(items(section).map((it) => {
+      const el = it.querySelector(".field[data-key=id] input");
+      return el ? el.value : "";
+    }));
+    for (let n = 1; ; n++) if (!used.has("m" + n)) return "m" + n;
+  }
+  function addItem(section, focus) {
+    const max = parseInt(section.dataset.max, 10);
+    if (items(section).length >= max) { announce(section.dataset.itemLabel + "は" + max + "件までです"); return null; }
+    const tpl = section.querySelector("template.item-template");
+    const uid = "n" + Date.now().toString(36) + Math.random().toString(36).slice(2, 6);
+    const html = tpl.innerHTML.replace(/__i__/g, uid);
+    const holder = document.createElement("div");
+    holder.innerHTML = html;
+    const item = holder.firstElementChild;
+    section.querySelector(".items").appendChild(item);
+    const idInput = item.querySelector(".field[data-key=id] input");
+    if (idInput) idInput.value = nextMemberId(section);
+    // Most residents are Japanese nationals; staff change it when not.
+    const nat = item.querySelector(".field[data-key=nationality] input");
+    if (nat && !nat.value) nat.value = "JP";
+    renumber(section);
+    if (focus) {
+      const first = item.querySelector(".field:not([hidden]) input:not([readonly]), .field:not([hidden]) textarea");
+      if (first) first.focus();
+    }
+    return item;
+  }
+
+  // ---- saving -------------------------------------------------------------------------------------
+  function remember() {
+    try {
+      localStorage.setItem(storeKey, JSON.stringify({ baseVersion: version, answers: collect(), at: Date.now() }));
+    } catch (e) { /* storage full or disabled: the server copy still holds the last save */ }
+  }
+  function forget() { try { localStorage.removeItem(storeKey); } catch (e) { /* ignore */ } }
+  function setState(text, cls) { stateEl.textContent = text; stateEl.className = "save-state " + (cls || ""); }
+  function announce(text) { setState(text, "warn"); }
+
+  function edited() {
+    editCount++;
+    remember();
+    if (conflicted) return;
+    setState("入力中…（自動保存します）", "pending");
+    clearTimeout(timer);
+    timer = setTimeout(save, 700);
+  }
+
+  async function save(overwrite) {
+    if (conflicted && !overwrite) return;
+    if (inflight) { again = true; return; }
+    inflight = true;
+    try {
+      await saveOnce();
+    } finally {
+      inflight = false;
+      // Edits made while the request was on its way are saved next, whatever the outcome was.
+      if (again && !conflicted) { again = false; clearTimeout(timer); timer = setTimeout(save, 50); }
+    }
+  }
+
+  async function saveOnce() {
+    const sentEdit = editCount;
+    const answers = collect();
+    setState("保存中…", "pending");
+    let res;
+    try {
+      res = await fetch("/counter/visits/" + caseId + "/answers", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "Accept": "application/json", "X-CSRF-Token": csrf },
+        body: JSON.stringify({ answers: answers, version: version }),
+        credentials: "same-origin",
+      });
+    } catch (e) {
+      setState("通信できません。入力はこの端末に保管しています。つながり次第保存します", "warn");
+      setTimeout(save, retryDelay);
+      retryDelay = Math.min(retryDelay * 2, 30000);
+      return;
+    }
+    retryDelay = 2000;
+    if (res.status === 401) {
+      setState("ログインの有効期限が切れました。入力はこの端末に保管しています。ログインし直してください", "error");
+      window.location.href = "/login?expired=1&next=" + encodeURIComponent(location.pathname);
+      return;
+    }
+    if (res.status === 409) {
+      conflicted = true;
+      conflictEl.hidden = false;
+      setState("保存されていません（他の端末で更新済み）", "error");
+      conflictEl.querySelector("button").focus();
+      return;
+    }
+    let body = null;
+    try { body = await res.json(); } catch (e) { body = null; }
+    if (!res.ok || !body) {
+      const msg = body && body.message ? body.message : "保存できませんでした";
+      if (body && body.errors) showErrors(body.errors);
+      setState(msg + "（入力はこの端末に保管しています）", "error");
+      if (res.status >= 500) setTimeout(save, retryDelay);
+      return;
+    }
+    version = body.version;
+    root.dataset.version = String(version);
+    showErrors(body.errors);
+    applyVisibility(body.visibility);
+    applyNormalised(body.normalised, sentEdit);
+    document.getElementById("panel").innerHTML = body.panel_html;
+    applyNeeded(body.needed || {});
+    if (sentEdit === editCount) {
+      savedEdit = sentEdit;
+      if (body.errors.length === 0) forget(); else remember();
+    } else {
+      remember();
+    }
+    const errs = body.errors.length;
+    setState(errs ? "保存済み（版 " + version + "）。" + errs + "件の項目を確認してください（その入力はこの端末に保管）"
+                  : "保存済み（版 " + version + "）", errs ? "warn" : "ok");
+  }
+
+  function fieldFor(path) {
+    // The longest data-path that prefixes the error path (address parts report as address.postal_code).
+    let best = null;
+    form.querySelectorAll(".field[data-path]").forEach((el) => {
+      if (el.closest("template")) return;
+      const p = el.dataset.path;
+      if ((path === p || path.startsWith(p + ".")) && (!best || p.length > best.dataset.path.length)) best = el;
+    });
+    return best;
+  }
+  function showErrors(errors) {
+    form.querySelectorAll(".field.has-error").forEach((el) => {
+      el.classList.remove("has-error");
+      el.querySelectorAll("[aria-invalid]").forEach((i) => i.removeAttribute("aria-invalid"));
+      const e = el.querySelector(".error"); if (e) e.textContent = "";
+    });
+    const general = [];
+    (errors || []).forEach((err) => {
+      const el = fieldFor(err.field);
+      if (!el) { general.push(err.message); return; }
+      el.hidden = false;
+      el.classList.add("has-error");
+      const msg = el.querySelector(".error");
+      if (msg) msg.textContent = msg.textContent ? msg.textContent + " " + err.message : err.message;
+      const part = err.field.slice(el.dataset.path.length + 1);
+      const target = part ? el.querySelector("input[data-part=" + CSS.escape(part) + "]") : el.querySelector("input, textarea");
+      if (target) target.setAttribute("aria-invalid", "true");
+    });
+    if (general.length) announce(general.join(" "));
+    // Checks done in the browser (My Number check digit) stay visible for what was typed since.
+    form.querySelectorAll(".field[data-kind=my_number]").forEach((el) => { if (!el.closest("template")) localCheck(el); });
+  }
+  function applyVisibility(vis) {
+    if (!vis) return;
+    form.querySelectorAll(".field[data-path]").forEach((el) => {
+      if (el.closest("template")) return;
+      const v = vis[el.dataset.path];
+      if (!v) return;
+      const hasValue = fieldValue(el) !== undefined;
+      el.hidden = !(v.asked || hasValue || el.classList.contains("has-error"));
+      const legend = el.querySelector(".label-row, legend");
+      let req = legend && legend.querySelector(".req");
+      if (v.required && legend && !req) {
+        req = document.createElement("span"); req.className = "req"; req.textContent = "必須";
+        req.setAttribute("aria-hidden", "true"); legend.appendChild(req);
+      } else if (!v.required && req) req.remove();
+    });
+    form.querySelectorAll("section[data-section]").forEach((s) => {
+      if (s.dataset.repeat) return;
+      s.hidden = !Array.from(s.querySelectorAll(".field")).some((f) => !f.hidden);
+      const link = document.querySelector('[data-nav="' + s.dataset.section + '"]');
+      if (link) link.hidden = s.hidden;
+    });
+  }
+  function applyNeeded(needed) {
+    // 「○○で必要」 marks follow the determination: what an application still lacks is highlighted.
+    form.querySelectorAll(".field.is-needed").forEach((el) => {
+      el.classList.remove("is-needed");
+      el.querySelectorAll(".needed").forEach((b) => b.remove());
+    });
+    Object.keys(needed).forEach((path) => {
+      const el = form.querySelector('.field[data-path="' + CSS.escape(path) + '"]');
+      if (!el) return;
+      el.classList.add("is-needed");
+      const row = el.querySelector(".label-row, legend");
+      if (!row) return;
+      const badge = document.createElement("span");
+      badge.className = "needed";
+      badge.setAttribute("aria-hidden", "true");
+      badge.textContent = needed[path].join("・") + "で必要";
+      row.appendChild(badge);
+    });
+  }
+  function applyNormalised(values, sentEdit) {
+    // Show カタカナ, codes and masked numbers as stored; never under the clerk's fingers.
+    if (!values || sentEdit !== editCount) return;
+    Object.keys(values).forEach((path) => {
+      const el = form.querySelector('.field[data-path="' + CSS.escape(path) + '"]');
+      if (!el || el.classList.contains("has-error") || el.contains(document.activeElement)) return;
+      const kind = el.dataset.kind;
+      if (["kana", "country", "phone", "postal_code", "my_number", "digits", "alphabet_name", "name"].includes(kind)) {
+        setFieldValue(el, values[path]);
+      }
+      if (kind === "date") showDatePreview(el, values[path]);
+    });
+    repeatSections().forEach(renumber);
+  }
+
+  // ---- typing help --------------------------------------------------------------------------------
+  function toKatakana(s) {
+    // NFKC turns half-width ｶﾞ into ガ; hiragana are shifted into the katakana block.
+    return s.normalize("NFKC").replace(/[\u3041-\u3096]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 0x60));
+  }
+  function myNumberOk(v) {
+    if (!/^\d{12}$/.test(v)) return false;
+    const d = v.split("").map(Number);
+    let sum = 0;
+    for (let n = 1; n <= 11; n++) { const p = d[11 - n]; const q = n <= 6 ? n + 1 : n - 5; sum += p * q; }
+    const r = sum % 11; const check = r <= 1 ? 0 : 11 - r;
+    return check === d[11];
+  }
+  const ERAS = [["令和", "2019-05-01"], ["平成", "1989-01-08"], ["昭和", "1926-12-25"], ["大正", "1912-07-30"], ["明治", "1868-01-25"]];
+  function wareki(iso) {
+    const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(iso || "");
+    if (!m) return "";
+    for (const [era, start] of ERAS) {
+      if (iso >= start) {
+        const y = parseInt(m[1], 10) - parseInt(start.slice(0, 4), 10) + 1;
+        return era + (y === 1 ? "元" : y) + "年" + parseInt(m[2], 10) + "月" + parseInt(m[3], 10) + "日";
+      }
+    }
+    return "";
+  }
+  function showDatePreview(el, iso) {
+    const out = el.querySelector("[data-preview]");
+    if (!out) return;
+    const input = el.querySelector("input");
+    const value = iso || (input && /^\d{4}-\d{2}-\d{2}$/.test(input.value.trim()) ? input.value.trim() : "");
+    out.textContent = value ? "＝ " + wareki(value) + "（" + value + "）" : "";
+  }
+  function localCheck(el) {
+    const kind = el.dataset.kind;
+    const input = el.querySelector("input");
+    const msg = el.querySelector(".error");
+    if (!input || !msg) return;
+    if (kind === "my_number") {
+      const v = input.value.replace(/[\s-]/g, "").normalize("NFKC");
+      if (v && !v.startsWith("*")) {
+        const bad = v.length === 12 && !myNumberOk(v) ? "個人番号の検査用数字（最後の1桁）が正しくありません。番号を確かめてください"
+          : v.length > 12 || /\D/.test(v) ? "個人番号は12桁の数字です" : "";
+        msg.textContent = bad;
+        el.classList.toggle("has-error", !!bad);
+        if (bad) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
+      }
+    }
+  }
+  async function postalFill(el, input) {
+    const digits = input.value.normalize("NFKC").replace(/[^\d]/g, "");
+    if (digits.length !== 7) return;
+    try {
+      const res = await fetch("/counter/postal?code=" + digits, { headers: { "Accept": "application/json" }, credentials: "same-origin" });
+      const body = await res.json();
+      const msg = el.querySelector(".error");
+      if (!body.found) { if (msg) msg.textContent = body.message; return; }
+      input.value = body.postal_code;
+      ["prefecture", "city", "town"].forEach((p) => {
+        const i = el.querySelector("input[data-part=" + p + "]");
+        if (i && body[p]) i.value = body[p];
+      });
+      if (msg) msg.textContent = "";
+      const block = el.querySelector("input[data-part=" + (body.town ? "block" : "town") + "]");
+      if (block) block.focus();
+      edited();
+    } catch (e) { /* offline: the clerk types the address by hand */ }
+  }
+
+  // ---- events -------------------------------------------------------------------------------------
+  form.addEventListener("input", (ev) => {
+    const el = ev.target.closest(".field");
+    if (el) {
+      localCheck(el);
+      if (ev.target.classList.contains("postal")) postalFill(el, ev.target);
+      if (el.dataset.kind === "date") showDatePreview(el);
+    }
+    if (!ev.isComposing) edited();
+  });
+  form.addEventListener("change", (ev) => {
+    const el = ev.target.closest(".field");
+    if (el && el.dataset.kind === "kana" && ev.target.value) ev.target.value = toKatakana(ev.target.value);
+    edited();
+  });
+  form.addEventListener("focusout", () => { if (editCount !== savedEdit && !conflicted) { clearTimeout(timer); save(); } });
+  form.addEventListener("click", (ev) => {
+    const add = ev.target.closest(".add-item");
+    if (add) { addItem(add.closest("section"), true); edited(); return; }
+    const rm = ev.target.closest(".remove-item");
+    if (rm) {
+      const section = rm.closest("section");
+      const item = rm.closest(".item");
+      const title = item.querySelector(".item-title").textContent;
+      if (!window.confirm(title + " を削除しますか？")) return;
+      item.remove();
+      renumber(section);
+      edited();
+    }
+  });
+  form.addEventListener("submit", (ev) => ev.preventDefault());
+  document.getElementById("panel").addEventListener("click", (ev) => {
+    const a = ev.target.closest("[data-goto]");
+    if (!a) return;
+    ev.preventDefault();
+    const el = fieldFor(a.dataset.goto);
+    if (el) { el.hidden = false; const i = el.querySelector("input:not([readonly]), textarea"); if (i) i.focus(); el.scrollIntoView({ block: "center" }); }
+  });
+  document.getElementById("conflict-reload").addEventListener("click", () => {
+    discarding = true;  // the clerk chose the newer version: do not keep this screen's input
+    forget();
+    window.location.reload();
+  });
+  document.getElementById("conflict-overwrite").addEventListener("click", async () => {
+    // Explicit choice by the clerk: take the newest version number and save this screen over it.
+    const res = await fetch("/counter/visits/" + caseId + "/version", { headers: { "Accept": "application/json" }, credentials: "same-origin" });
+    if (!res.ok) return;
+    version = (await res.json()).version;
+    conflicted = false;
+    conflictEl.hidden = true;
+    save(true);
+  });
+  async function flush() {
+    // Save whatever is pending before leaving the screen (bounded: about ten seconds).
+    clearTimeout(timer);
+    for (let i = 0; i < 100 && !conflicted && (inflight || editCount !== savedEdit); i++) {
+      if (!inflight) await save(); else await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  document.getElementById("to-review").addEventListener("click", async (ev) => {
+    if (editCount !== savedEdit || inflight) {
+      ev.preventDefault();
+      await flush();
+      if (!conflicted) window.location.href = ev.target.href;
+    }
+  });
+  window.addEventListener("online", () => { if (editCount !== savedEdit) save(); });
+  window.addEventListener("beforeunload", () => { if (editCount !== savedEdit && !discarding) remember(); });
+
+  // ---- start: restore what this tablet had not saved yet ------------------------------------------
+  form.querySelectorAll(".field[data-kind=date]").forEach((el) => showDatePreview(el));
+  let draft = null;
+  try { draft = JSON.parse(localStorage.getItem(storeKey) || "null"); } catch (e) { draft = null; }
+  if (draft && draft.answers) {
+    if (draft.baseVersion === version) {
+      apply(draft.answers);
+      document.getElementById("restored").hidden = false;
+      edited();
+    } else if (draft.baseVersion < version) {
+      // Someone saved after this tablet's unsaved input: never overwrite silently; ask.
+      apply(draft.answers);
+      document.getElementById("restored").hidden = false;
+      conflicted = true;
+      conflictEl.hidden = false;
+      editCount++;
+    } else {
+      forget();
+    }
+  }
+})();

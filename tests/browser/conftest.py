@@ -1,0 +1,102 @@
+"""Browser tests: a real uvicorn serving a fresh database, and Debian's headless Chromium via Playwright."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+from sqlalchemy.orm import Session
+
+from app.cli import migrate
+from app.db import make_engine
+from app.main import create_app
+from app.services import auth
+from app.settings import PROJECT_ROOT, Settings
+from tests.conftest import PASSWORD, _create_pg_database, _drop_pg_database
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-default-apps", "--disable-extensions", "--mute-audio",
+]
+TABLET = {"width": 1180, "height": 820}
+# Set KAKANAI_SCREENSHOTS=docs/screens to refresh the README's screenshots from a test run.
+SCREENSHOT_DIR = os.environ.get("KAKANAI_SCREENSHOTS")
+
+
+@dataclass
+class LiveServer:
+    """A running server: its base URL, settings and a way to open database sessions."""
+
+    url: str
+    settings: Settings
+
+    def session(self) -> Session:
+        """A session on the server's database (commit what you change)."""
+        return Session(bind=self._engine, expire_on_commit=False)
+
+    _engine: object = None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """uvicorn in a thread on a free port, on its own migrated database (SQLite or PostgreSQL)."""
+    server_url = os.environ.get("TEST_DATABASE_URL")
+    url = _create_pg_database(server_url) if server_url else f"sqlite:///{tmp_path_factory.mktemp('live') / 'live.db'}"
+    settings = Settings(env="test", database_url=url, data_dir=tmp_path_factory.mktemp("live-data"),
+                        definitions_dir=PROJECT_ROOT / "form_definitions")
+    migrate(settings)
+    engine = make_engine(url)
+    with Session(bind=engine) as s:
+        auth.create_user(s, username="clerk", password=PASSWORD, role="counter", display_name="窓口 職員")
+        auth.create_user(s, username="admin", password=PASSWORD, role="admin", display_name="管理者")
+        s.commit()
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    live = LiveServer(url=f"http://127.0.0.1:{port}", settings=settings, _engine=engine)
+    yield live
+    server.should_exit = True
+    thread.join(timeout=10)
+    engine.dispose()
+    if server_url:
+        _drop_pg_database(url)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Debian's Chromium, headless, with background networking off; never a downloaded browser."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install the Debian packages chromium and chromium-driver")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def screenshot(page: object, name: str) -> None:
+    """Save a full-page screenshot when KAKANAI_SCREENSHOTS names a directory."""
+    if SCREENSHOT_DIR:
+        Path(SCREENSHOT_DIR).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SCREENSHOT_DIR) / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
