@@ -1,0 +1,185 @@
+"""Departments as API clients: their service accounts, bearer tokens and what each may see.
+
+A department system (or a clerk's script) authenticates with a token made by
+`kakanai departments token create DEPT`. The token belongs to a service account `dept-<DEPT>`
+with role "department", so the ordinary bearer-token check (app.deps.get_current_user) applies
+and revoking the token is one UPDATE. Only the token's SHA-256 is stored (see app.services.auth).
+
+Who may use /api/v1/departments/{department}/...:
+- a department user (a service token or a clerk's own login) for its own department only;
+  another department's path is 403, another department's step id under its own path is 404;
+- an administrator for every department (support and emergencies; every call is audited
+  under the admin's name);
+- counter staff never: they are not department clerks (403). They see the whole slip through
+  /api/v1/cases/{id}/routing-slip instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.errors import Forbidden, NotFound, ValidationFailed
+from app.forms.loader import DefinitionSet
+from app.forms.schema import Application, Department, FormField
+from app.models import ApiToken, User, utcnow
+from app.services import auth, masking
+
+SERVICE_PREFIX = "dept-"
+MAX_EXPIRES_DAYS = 3650
+# Answers every department gets: who lives where (the household and the new address) and the visit.
+ALWAYS_SHARED = ("visit_date", "life_events", "household", "address")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A freshly issued department token: shown once, only its hash is kept."""
+
+    id: int
+    token: str
+    username: str
+    department_id: str
+    expires_at: dt.datetime | None
+
+
+def get_department_or_raise(defs: DefinitionSet, department_id: str) -> Department:
+    """The department with this id from departments.yaml, or NotFound."""
+    dep = defs.departments.get(department_id)
+    if dep is None:
+        raise NotFound(f"課「{department_id}」は departments.yaml に登録されていません")
+    return dep
+
+
+def authorize(defs: DefinitionSet, *, user: User, department_id: str) -> Department:
+    """Check that the caller may act for the department; returns it (403 / 404 otherwise)."""
+    if user.role == "department":
+        if user.department_id != department_id:
+            raise Forbidden("他の課の手続きは扱えません。自分の課のトークンを使ってください")
+    elif user.role != "admin":
+        raise Forbidden("課の職員（課のトークン）だけが使えます。窓口職員は回付票の画面を使ってください")
+    return get_department_or_raise(defs, department_id)
+
+
+def _service_username(department_id: str) -> str:
+    return f"{SERVICE_PREFIX}{department_id}"
+
+
+def ensure_service_user(session: Session, *, defs: DefinitionSet, department_id: str) -> User:
+    """The department's service account, created on first use (it has no usable password)."""
+    dep = defs.departments.get(department_id)
+    if dep is None:
+        known = ", ".join(defs.departments)
+        raise ValidationFailed(details=[{"field": "department",
+                                         "message": f"departments.yaml にない課です: {department_id}（登録済み: {known}）"}])
+    username = _service_username(department_id)
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        # A random 48-character password nobody learns: the account is used through tokens only.
+        return auth.create_user(session, username=username, password=secrets.token_urlsafe(36), role="department",
+                                display_name=f"{dep.name}（システム連携）", department_id=department_id)
+    if user.role != "department" or user.department_id != department_id:
+        raise ValidationFailed(details=[{"field": "department",
+                                         "message": f"ユーザー {username} が別の役割で既に存在します"}])
+    return user
+
+
+def create_token(
+    session: Session, *, defs: DefinitionSet, department_id: str, label: str = "", expires_days: int | None = None,
+) -> IssuedToken:
+    """Issue a bearer token for the department's service account (printed once by the CLI)."""
+    if expires_days is not None and not 1 <= expires_days <= MAX_EXPIRES_DAYS:
+        raise ValidationFailed(details=[{"field": "expires_days",
+                                         "message": f"有効日数は 1〜{MAX_EXPIRES_DAYS} の整数で指定してください"}])
+    if len(label) > 100:
+        raise ValidationFailed(details=[{"field": "label", "message": "ラベルは100文字以内にしてください"}])
+    user = ensure_service_user(session, defs=defs, department_id=department_id)
+    ttl = dt.timedelta(days=expires_days) if expires_days is not None else None
+    token = auth.issue_token(session, user=user, ttl=ttl, label=label or "department-api")
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == auth._token_hash(token)))
+    assert row is not None
+    return IssuedToken(id=row.id, token=token, username=user.username, department_id=department_id,
+                       expires_at=row.expires_at)
+
+
+def list_tokens(session: Session, *, defs: DefinitionSet, department_id: str) -> list[ApiToken]:
+    """Tokens of the department's service account, oldest first (revoked ones included)."""
+    if department_id not in defs.departments:
+        raise ValidationFailed(details=[{"field": "department", "message": f"departments.yaml にない課です: {department_id}"}])
+    return list(session.scalars(
+        select(ApiToken).join(User, ApiToken.user_id == User.id)
+        .where(User.username == _service_username(department_id), User.role == "department")
+        .order_by(ApiToken.id)
+    ))
+
+
+def revoke_token(session: Session, *, token_id: int) -> ApiToken:
+    """Revoke a department token by its id; other users' tokens are not touched (NotFound)."""
+    row = session.get(ApiToken, token_id)
+    if row is None or row.user.role != "department" or not row.user.username.startswith(SERVICE_PREFIX):
+        raise NotFound(f"課のトークン {token_id} は見つかりません")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+    return row
+
+
+# --- What a department may see of the answers --------------------------------------------------------
+
+
+def _cells(app: Application) -> list[FormField]:
+    out = list(app.fields)
+    if app.layout is not None:
+        for section in app.layout.sections:
+            for row in section.rows:
+                out.extend(row.cells)
+            if section.table is not None:
+                out.extend(section.table.columns)
+    return out
+
+
+def _expressions(app: Application) -> list[str]:
+    texts = [c.if_ for c in app.applies_when]
+    if app.for_each is not None:
+        texts += [app.for_each.in_, app.for_each.where or "", app.for_each.title or ""]
+    texts += [app.instance_title or "", app.deadline.from_ if app.deadline else ""]
+    texts += [d.when or "" for d in app.documents_to_bring]
+    if app.layout is not None:
+        texts += [s.table.each for s in app.layout.sections if s.table is not None]
+    for cell in _cells(app):
+        texts += [cell.source or "", cell.value or ""]
+    return texts
+
+
+def shares_my_number(app: Application) -> bool:
+    """Whether the application's form prints a My Number (so its department may see it in full)."""
+    return any(cell.kind == "my_number" for cell in _cells(app))
+
+
+def shares_account_number(app: Application) -> bool:
+    """Whether the application's form prints the bank account number (benefits paid into it)."""
+    return any(cell.kind == "bank" and "account_number" in (cell.source or "") for cell in _cells(app))
+
+
+def answers_for(defs: DefinitionSet, answers: dict[str, Any], application_ids: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """The part of the answers a department's applications use, and which sensitive numbers it shows in full.
+
+    Top-level keys are shared when an expression of one of the applications names them (the forms
+    cannot print anything else); the household, the address and the visit are always shared. My
+    Numbers are masked (`********9018`) unless one of the applications prints a My Number field;
+    account numbers likewise unless one prints the account number.
+    """
+    apps = [defs.applications[a] for a in dict.fromkeys(application_ids) if a in defs.applications]
+    names: set[str] = set(ALWAYS_SHARED)
+    for app in apps:
+        for text in _expressions(app):
+            names.update(_IDENT.findall(text))
+    subset = {k: v for k, v in answers.items() if k in names}
+    shown = [kind for kind, needed in ((masking.MY_NUMBER, any(shares_my_number(a) for a in apps)),
+                                       (masking.ACCOUNT_NUMBER, any(shares_account_number(a) for a in apps))) if needed]
+    return masking.mask_answers(subset, reveal=shown), shown
