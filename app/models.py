@@ -24,6 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app import crypto
 from app.db import Base
+from app.services import clock
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
@@ -61,8 +62,8 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 
 def utcnow() -> dt.datetime:
-    """The current time in UTC."""
-    return dt.datetime.now(dt.UTC)
+    """The current time in UTC (read from app.services.clock, which the visit benchmark may simulate)."""
+    return clock.utcnow()
 
 
 def new_id() -> str:

@@ -1,0 +1,771 @@
+"""`kakanai bench visit`: replay households through the real service on a simulated clock.
+
+What is real: the application (create_app), its database (a fresh SQLite file by default, or the
+given URL, migrated with Alembic), the HTTP API (in-process over ASGI, or a real uvicorn), the forms
+engine and the PDFs, the queue's calling order, the routing slip's order and readiness, and the
+metrics. What is simulated: the people. Their durations come from bench/assumptions.yaml; between
+two API calls a discrete-event loop moves a simulated clock forward (app.services.clock.simulated),
+so every event the service stores carries the simulated time. The printed "new way" figures are the
+service's own per-visit metrics (GET /api/v1/cases/{id}/metrics) computed from those events.
+
+Single-household mode replays the model household; `--day` replays many fictional variants of it
+arriving at random over the opening hours at K one-stop counters and reports waiting percentiles.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime as dt
+import heapq
+import io
+import json
+import logging
+import random
+import re
+import secrets
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from app.metrics.baseline import SURVEY_BASELINE
+from app.metrics.stats import Summary
+from app.metrics.visit import OfficeHours
+from app.settings import PROJECT_ROOT, Settings
+
+DEFAULT_ASSUMPTIONS = PROJECT_ROOT / "bench" / "assumptions.yaml"
+DEFAULT_HOUSEHOLD = PROJECT_ROOT / "bench" / "households" / "model_move_in_family.json"
+ONE_STOP_PREFIX = "総合"
+# Values the clerk does not type: set by the service, or filled in from the postal code.
+NOT_TYPED = frozenset({"survey_baseline", "$comment", "visit_date", "id"})
+FROM_POSTAL_CODE = frozenset({"prefecture", "city", "town"})
+KINDS = ("family_childcare", "family", "couple", "single")
+# Fictional family names (kanji, katakana) for the day's households.
+FAMILY_NAMES = (("青木", "アオキ"), ("石川", "イシカワ"), ("上田", "ウエダ"), ("遠藤", "エンドウ"), ("大野", "オオノ"),
+                ("川口", "カワグチ"), ("木村", "キムラ"), ("小松", "コマツ"), ("坂本", "サカモト"), ("杉山", "スギヤマ"),
+                ("高田", "タカダ"), ("千葉", "チバ"), ("中村", "ナカムラ"), ("野口", "ノグチ"), ("原田", "ハラダ"),
+                ("藤井", "フジイ"), ("松本", "マツモト"), ("宮崎", "ミヤザキ"), ("村上", "ムラカミ"), ("森", "モリ"))
+
+
+class BenchError(RuntimeError):
+    """The service refused a step of the replay (the message says which call and why)."""
+
+
+# --- Assumptions ---------------------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DayAssumptions(_Strict):
+    date: dt.date
+    office_hours: str = "08:30-17:15"
+    lunch_break: str = "12:00-13:00"
+
+
+class HouseholdAssumptions(_Strict):
+    arrival: dt.time
+
+
+class CounterAssumptions(_Strict):
+    counters: int = Field(ge=1, le=50)
+    counters_at_lunch: int = Field(ge=0, le=50)
+    call_delay: float = Field(ge=0)
+    walk_to_counter: float = Field(ge=0)
+    minutes_per_field: float = Field(ge=0)
+    check_per_form: float = Field(ge=0)
+    sign: float = Field(ge=0)
+    print_bundle: float = Field(ge=0)
+    explain_slip: float = Field(ge=0)
+
+
+class DepartmentAssumptions(_Strict):
+    pickup: float = Field(ge=0)
+    staff: dict[str, int] = Field(default_factory=dict)
+    default_staff: int = Field(default=1, ge=1, le=50)
+    back_office: dict[str, float]
+    default_back_office: float = Field(ge=0)
+    in_person: dict[str, float] = Field(default_factory=dict)
+    walk_between_counters: float = Field(ge=0)
+
+    def clerks(self, department: str) -> int:
+        """How many of the department's clerks work on slip steps at once."""
+        return max(1, int(self.staff.get(department, self.default_staff)))
+
+    def minutes(self, department: str) -> float:
+        """Back-office minutes of one step of the department."""
+        return float(self.back_office.get(department, self.default_back_office))
+
+
+class DayModeAssumptions(_Strict):
+    households: int = Field(ge=1, le=2000)
+    last_arrival: dt.time
+    seed: int = 1
+    mix: dict[str, float]
+
+
+class Assumptions(_Strict):
+    """bench/assumptions.yaml, validated."""
+
+    version: int
+    day: DayAssumptions
+    household: HouseholdAssumptions
+    counter: CounterAssumptions
+    departments: DepartmentAssumptions
+    handover: float = Field(ge=0)
+    day_mode: DayModeAssumptions
+
+    def office_hours(self, tz: ZoneInfo) -> OfficeHours:
+        """The simulated day's office hours (the same rules the metrics use)."""
+        return OfficeHours.parse(self.day.office_hours, self.day.lunch_break, tz)
+
+
+def load_assumptions(path: Path = DEFAULT_ASSUMPTIONS, overrides: dict[str, Any] | None = None) -> Assumptions:
+    """Read and check the assumptions file; `overrides` ({"counter.sign": 3, ...}) replace single values."""
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, last = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+    try:
+        return Assumptions.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{path}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise BenchError("assumptions are invalid:\n" + "\n".join(lines)) from exc
+
+
+# --- Households ----------------------------------------------------------------------------------------
+
+
+def fields_typed(answers: Any, key: str = "", parent: dict[str, Any] | None = None) -> int:
+    """How many values the clerk types for this answers document (each fact once)."""
+    if isinstance(answers, dict):
+        return sum(fields_typed(v, k, answers) for k, v in answers.items()
+                   if k not in NOT_TYPED and not (k in FROM_POSTAL_CODE and "postal_code" in answers))
+    if isinstance(answers, list):
+        return sum(fields_typed(v, key, parent) for v in answers)
+    return 0 if answers is None or answers == "" else 1
+
+
+def variant(model: dict[str, Any], kind: str, *, index: int, day: dt.date) -> dict[str, Any]:
+    """A fictional household derived from the model: fewer members, another family name, the day's dates."""
+    doc = copy.deepcopy(model)
+    doc.pop("survey_baseline", None)
+    doc.pop("$comment", None)
+    members = doc["household"]["members"]
+    keep = {"family_childcare": 4, "family": 3, "couple": 2, "single": 1}[kind]
+    doc["household"]["members"] = members[:keep]
+    doc["life_events"] = ["move_in", "childcare"] if kind == "family_childcare" else ["move_in"]
+    if kind != "family_childcare":
+        for m in doc["household"]["members"]:
+            m.pop("childcare", None)
+    name, kana = FAMILY_NAMES[index % len(FAMILY_NAMES)]
+    for m in doc["household"]["members"]:
+        m["family_name"], m["family_name_kana"] = name, kana
+    if "bank_account" in doc:
+        doc["bank_account"]["holder_kana"] = f"{kana} {doc['household']['members'][0]['given_name_kana']}"
+    return with_day(doc, day)
+
+
+def with_day(doc: dict[str, Any], day: dt.date) -> dict[str, Any]:
+    """The household visiting on `day` (moved in five days before, as the model did)."""
+    doc = copy.deepcopy(doc)
+    if "visit_date" in doc:
+        doc["visit_date"] = day.isoformat()
+    if isinstance(doc.get("move"), dict) and doc["move"].get("moved_on"):
+        doc["move"]["moved_on"] = (day - dt.timedelta(days=5)).isoformat()
+    return doc
+
+
+def signature_png() -> bytes:
+    """A small signature-like PNG (a stroke on white), as the tablet would send it."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("L", (240, 80), 255)
+    draw = ImageDraw.Draw(img)
+    draw.line([(10, 60), (60, 20), (110, 55), (160, 25), (230, 50)], fill=0, width=4)
+    out = io.BytesIO()
+    img.save(out, format="PNG")
+    return out.getvalue()
+
+
+# --- The simulated clock and the event loop ------------------------------------------------------------
+
+
+class Sim:
+    """A discrete-event loop: callbacks ordered by simulated time (ties in scheduling order)."""
+
+    def __init__(self, start: dt.datetime):
+        self.now = start
+        self._queue: list[tuple[dt.datetime, int, Callable[..., None], tuple[Any, ...]]] = []
+        self._seq = 0
+
+    def at(self, when: dt.datetime, fn: Callable[..., None], *args: Any) -> None:
+        """Run fn(*args) at `when` (not before now)."""
+        self._seq += 1
+        heapq.heappush(self._queue, (max(when, self.now), self._seq, fn, args))
+
+    def after(self, minutes: float, fn: Callable[..., None], *args: Any) -> None:
+        """Run fn(*args) `minutes` from now."""
+        self.at(self.now + dt.timedelta(minutes=minutes), fn, *args)
+
+    def run(self) -> None:
+        """Process events until none are left."""
+        while self._queue:
+            when, _, fn, args = heapq.heappop(self._queue)
+            self.now = when
+            fn(*args)
+
+
+# --- Talking to the service ----------------------------------------------------------------------------
+
+
+class Api:
+    """HTTP calls with bearer tokens; any unexpected status stops the replay with the service's message."""
+
+    def __init__(self, http: Any):
+        self.http = http
+        self.calls = 0
+
+    def call(self, method: str, path: str, token: str, *, expect: tuple[int, ...] = (200, 201, 204),
+             **kwargs: Any) -> Any:
+        """One request; returns the response."""
+        headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
+        res = self.http.request(method, path, headers=headers, **kwargs)
+        self.calls += 1
+        if res.status_code not in expect:
+            raise BenchError(f"{method} {path} -> {res.status_code}: {res.text[:400]}")
+        return res
+
+    def login(self, username: str, password: str) -> str:
+        """A bearer token for a staff account."""
+        res = self.http.post("/api/v1/auth/token", data={"username": username, "password": password})
+        if res.status_code != 200:
+            raise BenchError(f"login {username} -> {res.status_code}: {res.text[:200]}")
+        return res.json()["access_token"]
+
+
+@dataclass
+class Household:
+    """One simulated household and what the replay knows about its visit."""
+
+    kind: str
+    answers: dict[str, Any]
+    arrival: dt.datetime
+    case_id: str = ""
+    fields: int = 0
+    forms: int = 0
+    clerk: str = ""
+    busy_until: dt.datetime | None = None  # the resident is at a counter until then
+    closing: bool = False
+    closed_at: dt.datetime | None = None
+    timeline: list[tuple[dt.datetime, str]] = field(default_factory=list)
+
+
+@dataclass
+class Counter:
+    """A one-stop counter and the clerk's token."""
+
+    name: str
+    index: int
+    token: str
+    idle: bool = True
+
+
+@dataclass
+class Department:
+    """A department's back office: clerks free, steps already taken."""
+
+    id: str
+    token: str
+    counter: str
+    free: int
+    polling: bool = False
+    taken: set[int] = field(default_factory=set)
+
+
+class Replay:
+    """Drives the service with simulated people (see the module docstring)."""
+
+    def __init__(self, api: Api, a: Assumptions, *, tz: ZoneInfo, reception: str, counters: list[Counter],
+                 departments: dict[str, Department], png: bytes):
+        self.api, self.a, self.tz = api, a, tz
+        self.hours = a.office_hours(tz)
+        self.reception = reception
+        self.counters = counters
+        self.departments = departments
+        self.png = png
+        self.sim = Sim(dt.datetime.combine(a.day.date, dt.time(0, 0), tz))
+        self.by_case: dict[str, Household] = {}
+        self.households: list[Household] = []
+
+    # Time helpers --------------------------------------------------------------------------------------
+
+    def _local(self, t: dt.datetime) -> dt.time:
+        return t.astimezone(self.tz).time()
+
+    def _in_lunch(self, t: dt.datetime) -> bool:
+        return self.hours.lunch_start <= self._local(t) < self.hours.lunch_end
+
+    def _lunch_end(self) -> dt.datetime:
+        return dt.datetime.combine(self.a.day.date, self.hours.lunch_end, self.tz)
+
+    def _work_end(self, start: dt.datetime, minutes: float) -> dt.datetime:
+        # Departments stop for lunch; work that would run into it resumes after it. (They finish the
+        # day's steps after closing time rather than sending residents home.)
+        lunch0 = dt.datetime.combine(self.a.day.date, self.hours.lunch_start, self.tz)
+        lunch1 = self._lunch_end()
+        if lunch0 <= start < lunch1:
+            start = lunch1
+        end = start + dt.timedelta(minutes=minutes)
+        if start < lunch0 < end:
+            end += lunch1 - lunch0
+        return end
+
+    # The resident's side -------------------------------------------------------------------------------
+
+    def add(self, household: Household) -> None:
+        """Schedule a household's arrival."""
+        self.households.append(household)
+        self.sim.at(household.arrival, self._arrive, household)
+
+    def _note(self, h: Household, what: str) -> None:
+        h.timeline.append((self.sim.now, what))
+
+    def _arrive(self, h: Household) -> None:
+        res = self.api.call("POST", "/api/v1/queue/tickets", self.reception,
+                            json={"life_events": h.answers["life_events"]})
+        h.case_id = res.json()["case_id"]
+        self.by_case[h.case_id] = h
+        self._note(h, f"ticket {res.json()['label']} (estimated wait {res.json()['estimated_wait_minutes']} min)")
+        self._wake_counters()
+
+    # The one-stop counters -----------------------------------------------------------------------------
+
+    def _open(self, c: Counter) -> bool:
+        return not self._in_lunch(self.sim.now) or c.index < self.a.counter.counters_at_lunch
+
+    def _wake_counters(self) -> None:
+        for c in self.counters:
+            if c.idle:
+                c.idle = False
+                self.sim.after(self.a.counter.call_delay, self._call, c)
+
+    def _call(self, c: Counter) -> None:
+        if not self._open(c):
+            c.idle = True
+            self.sim.at(self._lunch_end(), self._wake_counters)
+            return
+        res = self.api.call("POST", "/api/v1/queue/call-next", c.token, json={"counter": c.name}).json()
+        if res["ticket"] is None:
+            c.idle = True
+            return
+        h = self.by_case[res["ticket"]["case_id"]]
+        h.clerk = c.token
+        self._note(h, f"called to counter {c.name}")
+        self.sim.after(self.a.counter.walk_to_counter, self._start, c, h)
+
+    def _start(self, c: Counter, h: Household) -> None:
+        self.api.call("POST", f"/api/v1/queue/tickets/{h.case_id}/start", c.token, json={"counter": c.name})
+        self._note(h, "interview starts")
+        h.fields = fields_typed(h.answers)
+        self.sim.after(h.fields * self.a.counter.minutes_per_field, self._save, c, h)
+
+    def _save(self, c: Counter, h: Household) -> None:
+        case = self.api.call("GET", f"/api/v1/cases/{h.case_id}", c.token).json()
+        self.api.call("PUT", f"/api/v1/cases/{h.case_id}/answers", c.token,
+                      json={"version": case["version"], "answers": h.answers})
+        apps = self.api.call("GET", f"/api/v1/cases/{h.case_id}/applications", c.token).json()["applications"]
+        h.forms = len(apps)
+        self._note(h, f"{h.fields} answers typed; {h.forms} forms pre-filled")
+        self.sim.after(h.forms * self.a.counter.check_per_form + self.a.counter.sign, self._sign, c, h)
+
+    def _sign(self, c: Counter, h: Household) -> None:
+        self.api.call("PUT", f"/api/v1/cases/{h.case_id}/signature", c.token, content=self.png,
+                      headers={"Content-Type": "image/png"})
+        pdf = self.api.call("GET", f"/api/v1/cases/{h.case_id}/bundle.pdf", c.token)
+        if not pdf.content.startswith(b"%PDF"):
+            raise BenchError("bundle.pdf is not a PDF")
+        self._note(h, f"signed once; bundle printed ({len(pdf.content) // 1024} KiB)")
+        self.sim.after(self.a.counter.print_bundle, self._slip, c, h)
+
+    def _slip(self, c: Counter, h: Household) -> None:
+        slip = self.api.call("POST", f"/api/v1/cases/{h.case_id}/routing-slip", c.token).json()
+        self._note(h, f"routing slip: {len(slip['steps'])} departments")
+        h.busy_until = self.sim.now + dt.timedelta(minutes=self.a.counter.explain_slip)
+        self._dispatch()
+        self.sim.after(self.a.counter.explain_slip, self._finish, c, h)
+
+    def _finish(self, c: Counter, h: Household) -> None:
+        self.api.call("POST", f"/api/v1/queue/tickets/{h.case_id}/finish", c.token)
+        self._note(h, "leaves the counter; waits for the departments")
+        c.idle = True
+        self._wake_counters()
+        self._check_finished(h)
+
+    # The back office -----------------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        for d in self.departments.values():
+            if d.free > 0 and not d.polling:
+                d.polling = True
+                when = self.sim.now + dt.timedelta(minutes=self.a.departments.pickup)
+                if self._in_lunch(when):
+                    when = self._lunch_end()
+                self.sim.at(when, self._poll, d)
+
+    def _poll(self, d: Department) -> None:
+        d.polling = False
+        if d.free <= 0:
+            return
+        page = self.api.call("GET", f"/api/v1/departments/{d.id}/steps", d.token,
+                             params={"status": "pending", "ready": "true", "limit": 200}).json()
+        for step in page["steps"]:
+            if d.free <= 0:
+                break
+            if step["id"] in d.taken or step["case_id"] not in self.by_case:
+                continue
+            self._claim(d, step)
+
+    def _claim(self, d: Department, step: dict[str, Any]) -> None:
+        self.api.call("POST", f"/api/v1/departments/{d.id}/steps/{step['id']}/claim", d.token)
+        d.taken.add(step["id"])
+        d.free -= 1
+        h = self.by_case[step["case_id"]]
+        self._note(h, f"{d.id} claims its step")
+        if d.id in self.a.departments.in_person:
+            self.sim.after(1, self._ask_resident, d, step, h)
+        else:
+            self.sim.at(self._work_end(self.sim.now, self.a.departments.minutes(d.id)), self._done, d, step, h)
+
+    def _ask_resident(self, d: Department, step: dict[str, Any], h: Household) -> None:
+        self.api.call("POST", f"/api/v1/departments/{d.id}/steps/{step['id']}/needs-resident", d.token,
+                      json={"reason": "担当者からご説明があります。窓口までお越しください", "counter": d.counter})
+        self._note(h, f"{d.id} asks the resident to come to counter {d.counter}")
+        ready = max(self.sim.now, h.busy_until or self.sim.now)
+        arrive = ready + dt.timedelta(minutes=self.a.departments.walk_between_counters)
+        h.busy_until = arrive + dt.timedelta(minutes=self.a.departments.in_person[d.id])
+        self.sim.at(arrive, self._resume, d, step, h)
+
+    def _resume(self, d: Department, step: dict[str, Any], h: Household) -> None:
+        self.api.call("POST", f"/api/v1/departments/{d.id}/steps/{step['id']}/resume", d.token)
+        self._note(h, f"at {d.id}'s counter {d.counter}")
+        self.sim.after(self.a.departments.in_person[d.id], self._done, d, step, h)
+
+    def _done(self, d: Department, step: dict[str, Any], h: Household) -> None:
+        self.api.call("POST", f"/api/v1/departments/{d.id}/steps/{step['id']}/done", d.token)
+        self._note(h, f"{d.id} done")
+        d.free += 1
+        self._dispatch()
+        self._check_finished(h)
+
+    def _check_finished(self, h: Household) -> None:
+        if h.closing:
+            return
+        slip = self.api.call("GET", f"/api/v1/cases/{h.case_id}/routing-slip", h.clerk).json()
+        if slip["created"] and all(s["status"] in ("done", "cancelled") for s in slip["steps"]):
+            h.closing = True
+            ready = max(self.sim.now, h.busy_until or self.sim.now)
+            self.sim.at(ready + dt.timedelta(minutes=self.a.handover), self._close, h)
+
+    def _close(self, h: Household) -> None:
+        self.api.call("POST", f"/api/v1/cases/{h.case_id}/close", h.clerk)
+        h.closed_at = self.sim.now
+        self._note(h, "papers handed over; visit closed")
+
+
+# --- Setting up the service ----------------------------------------------------------------------------
+
+
+@dataclass
+class Service:
+    """The running service the replay talks to."""
+
+    api: Api
+    settings: Settings
+    defs: Any  # the DefinitionSet the app loaded
+    transport: str
+    database: str
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def service(database_url: str | None, a: Assumptions, *, server: str = "inprocess") -> Iterator[Service]:
+    """Migrate the database, create staff accounts, start the app (in-process ASGI or uvicorn)."""
+    from app.cli import migrate
+    from app.main import create_app
+
+    with tempfile.TemporaryDirectory(prefix="kakanai-bench-") as tmp:
+        url = database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
+        # Tokens are issued on the simulated clock at the start of the day: let them last the whole day.
+        settings = Settings(env="development", database_url=url, data_dir=Path(tmp), token_ttl_minutes=24 * 60,
+                            office_hours=a.day.office_hours, lunch_break=a.day.lunch_break,
+                            **({"live_poll_interval": 0} if "live_poll_interval" in Settings.model_fields else {}))
+        migrate(settings)
+        app = create_app(settings)
+        label = "SQLite (fresh, temporary)" if database_url is None else _safe_url(url)
+        if server == "uvicorn":
+            import httpx
+            import uvicorn
+
+            port = _free_port()
+            srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+            thread = threading.Thread(target=srv.run, daemon=True)
+            thread.start()
+            deadline = time.monotonic() + 20
+            while not srv.started:
+                if time.monotonic() > deadline:
+                    raise BenchError("uvicorn did not start")
+                time.sleep(0.05)
+            try:
+                with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+                    yield Service(Api(http), settings, app.state.definitions.current,
+                                  f"uvicorn on 127.0.0.1:{port} (same process)", label)
+            finally:
+                srv.should_exit = True
+                thread.join(timeout=10)
+        else:
+            from fastapi.testclient import TestClient
+
+            with TestClient(app) as http:
+                yield Service(Api(http), settings, app.state.definitions.current,
+                              "in-process ASGI (httpx over the app, no network)", label)
+        app.state.engine.dispose()
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _staff(settings: Settings, a: Assumptions, defs: Any) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """Create the replay's staff accounts and department tokens; returns (name -> (user, password), dept -> token)."""
+    from app.db import make_engine, make_sessionmaker
+    from app.services import auth, departments
+
+    suffix = secrets.token_hex(3)  # a reused database keeps earlier runs' accounts
+    accounts: dict[str, tuple[str, str]] = {}
+    engine = make_engine(settings.effective_database_url)
+    tokens: dict[str, str] = {}
+    with make_sessionmaker(engine).begin() as session:
+        roles = [("reception", "counter"), ("admin", "admin")] + [(f"counter{i + 1}", "counter")
+                                                                  for i in range(a.counter.counters)]
+        for key, role in roles:
+            name, password = f"bench-{key}-{suffix}", secrets.token_urlsafe(16)
+            auth.create_user(session, username=name, password=password, role=role, display_name=f"bench {key}")
+            accounts[key] = (name, password)
+        for dep in defs.departments:
+            tokens[dep] = departments.create_token(session, defs=defs, department_id=dep, label=f"bench {suffix}").token
+    engine.dispose()
+    return accounts, tokens
+
+
+# --- Running and reporting -----------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """What a replay measured (every figure from the service's metrics endpoints)."""
+
+    mode: str
+    database: str
+    transport: str
+    day: dt.date
+    households: list[dict[str, Any]]
+    timeline: list[tuple[str, str]]
+    api_calls: int
+    wall_seconds: float
+    day_summary: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly."""
+        return {"mode": self.mode, "database": self.database, "transport": self.transport, "day": self.day.isoformat(),
+                "baseline": SURVEY_BASELINE, "households": self.households, "timeline": self.timeline,
+                "api_calls": self.api_calls, "wall_seconds": round(self.wall_seconds, 2), "day_summary": self.day_summary}
+
+
+def run(*, assumptions: Assumptions, household: dict[str, Any], day_mode: bool = False, database_url: str | None = None,
+        server: str = "inprocess", households: int | None = None, counters: int | None = None,
+        seed: int | None = None) -> Result:
+    """Replay the model household (or a day of households) and collect the service's figures."""
+    from app.services import clock
+
+    a = assumptions
+    # One log line per request would drown the table; the service's own warnings still show.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if counters is not None:
+        a = a.model_copy(update={"counter": a.counter.model_copy(update={"counters": counters})})
+    started = time.perf_counter()
+    with service(database_url, a, server=server) as svc:
+        tz = svc.settings.tz
+        defs = svc.defs
+        accounts, dept_tokens = _staff(svc.settings, a, defs)
+        api = svc.api
+        sim_start = Sim(dt.datetime.combine(a.day.date, dt.time(0, 0), tz))
+        with clock.simulated(lambda: sim_start.now):
+            tokens = {k: api.login(*v) for k, v in accounts.items()}
+        counters_ = [Counter(f"{ONE_STOP_PREFIX}{i + 1}", i, tokens[f"counter{i + 1}"]) for i in range(a.counter.counters)]
+        depts = {d: Department(d, dept_tokens[d], (defs.departments[d].counters or [""])[0], a.departments.clerks(d))
+                 for d in defs.departments}
+        replay = Replay(api, a, tz=tz, reception=tokens["reception"], counters=counters_, departments=depts,
+                        png=signature_png())
+        for h in _households(a, household, day_mode=day_mode, count=households, seed=seed, tz=tz):
+            replay.add(h)
+        with clock.simulated(lambda: replay.sim.now):
+            replay.sim.run()
+            measured = [_measured(api, tokens["reception"], h) for h in replay.households]
+            summary = _day_summary(api, tokens["admin"], a.day.date, replay.households) if day_mode else None
+        timeline = [] if day_mode else [(t.astimezone(tz).strftime("%H:%M"), what)
+                                        for t, what in replay.households[0].timeline]
+        return Result("day" if day_mode else "household", svc.database, svc.transport, a.day.date, measured, timeline,
+                      api.calls, time.perf_counter() - started, summary)
+
+
+def _households(a: Assumptions, model: dict[str, Any], *, day_mode: bool, count: int | None, seed: int | None,
+                tz: ZoneInfo) -> list[Household]:
+    day = a.day.date
+    if not day_mode:
+        answers = with_day(model, day)
+        return [Household("model", answers, dt.datetime.combine(day, a.household.arrival, tz))]
+    rng = random.Random(a.day_mode.seed if seed is None else seed)
+    n = count or a.day_mode.households
+    opens = dt.datetime.combine(day, OfficeHours.parse(a.day.office_hours, a.day.lunch_break, tz).opens, tz)
+    last = dt.datetime.combine(day, a.day_mode.last_arrival, tz)
+    span = (last - opens).total_seconds() / 60
+    kinds = [k for k in KINDS if a.day_mode.mix.get(k, 0) > 0]
+    weights = [a.day_mode.mix[k] for k in kinds]
+    arrivals = sorted(rng.uniform(0, span) for _ in range(n))
+    out = []
+    for i, minute in enumerate(arrivals):
+        kind = rng.choices(kinds, weights)[0]
+        arrival = opens + dt.timedelta(minutes=round(minute, 1))
+        out.append(Household(kind, variant(model, kind, index=i, day=day), arrival))
+    return out
+
+
+def _measured(api: Api, token: str, h: Household) -> dict[str, Any]:
+    body = api.call("GET", f"/api/v1/cases/{h.case_id}/metrics", token).json()
+    return {"kind": h.kind, "case_id": h.case_id, "fields_typed": h.fields, "forms": h.forms, **body}
+
+
+def _day_summary(api: Api, admin: str, day: dt.date, households: list[Household]) -> dict[str, Any]:
+    ours = {h.case_id for h in households}
+    body = api.call("GET", "/api/v1/metrics/visits", admin, params={"from": day.isoformat(), "to": day.isoformat()}).json()
+    visits = [v for v in body["visits"] if v["case_id"] in ours]
+    closed = [v for v in visits if not v["open"]]
+    report = api.call("GET", "/api/v1/metrics/report", admin, params={"from": day.isoformat(), "to": day.isoformat()}).json()
+
+    def s(key: str) -> dict[str, Any]:
+        return Summary.of(v[key] for v in closed).as_dict()
+
+    return {"households": len(visits), "closed": len(closed),
+            "wait_first": s("wait_first_minutes"), "waiting": s("waiting_minutes"), "service": s("service_minutes"),
+            "total": s("total_minutes"), "wait_estimate": {k: v for k, v in report["wait_estimate"].items() if k != "errors"}}
+
+
+ROWS = (
+    ("departments_visited", "counters_visited", "counters visited (窓口)", ""),
+    ("number_tickets", "tickets", "number tickets (整理券)", ""),
+    ("staff_dealt_with", "staff", "staff the resident faced", "reception + the one-stop clerk"),
+    ("name_written", "name", "names written by hand", "the one signature on the tablet"),
+    ("address_written", "address", "addresses written by hand", ""),
+    ("birth_date_written", "birth_date", "birth dates written by hand", ""),
+    ("phone_written", "phone", "phone numbers written by hand", ""),
+    ("pamphlets_received", "pamphlets", "papers to take home (pamphlets)", "the routing slip"),
+    ("total_minutes", "total_minutes", "total minutes", ""),
+)
+
+
+def household_rows(m: dict[str, Any]) -> list[tuple[str, Any, Any, str]]:
+    """(label, old way, new way, note) for one measured visit."""
+    out = []
+    for base_key, ours, label, note in ROWS:
+        if ours in ("name", "address", "birth_date", "phone"):
+            value = m["writing"][ours]["by_hand"] if m.get("writing") else None
+        else:
+            value = m[ours]
+        out.append((label, SURVEY_BASELINE[base_key], value, note))
+    return out
+
+
+def _fmt(x: Any) -> str:
+    if isinstance(x, float):
+        return f"{x:.0f}" if x == int(x) else f"{x:.1f}"
+    return "-" if x is None else str(x)
+
+
+def format_result(r: Result) -> str:
+    """The before/after table (Markdown, so it pastes into BENCHMARKS.md as it is)."""
+    lines = []
+    if r.mode == "household":
+        m = r.households[0]
+        lines += [f"Model household ({', '.join(m['life_events'])}; {m['forms']} forms; {m['fields_typed']} answers typed once), "
+                  f"replayed through the service on {r.day} — {r.database}, {r.transport}.", "",
+                  "| | old way (survey) | new way (measured by the service) | |", "|---|---:|---:|---|"]
+        for label, before, after, note in household_rows(m):
+            lines.append(f"| {label} | {_fmt(before)} | {_fmt(after)} | {note} |")
+        lines += ["", f"New-way minutes: waiting {_fmt(m['waiting_minutes'])} (before the first call {_fmt(m['wait_first_minutes'])}, "
+                      f"for the departments {_fmt(m['wait_tail_minutes'])}), with staff {_fmt(m['service_minutes'])}. "
+                      "Back office (the departments' time, not the resident's): "
+                      + ", ".join(f"{k} {_fmt(v)}" for k, v in m["back_office_minutes"].items()) + " min.", "",
+                  "Timeline (simulated clock):"]
+        lines += [f"  {t}  {what}" for t, what in r.timeline]
+    else:
+        s = r.day_summary or {}
+        lines += [f"A day of {s.get('households')} fictional households on {r.day} — {r.database}, {r.transport}.", "",
+                  "| minutes | count | median | p90 | max |", "|---|---:|---:|---:|---:|"]
+        for key, label in (("wait_first", "waiting before the first call"), ("waiting", "waiting in all"),
+                           ("service", "with staff"), ("total", "total visit")):
+            x = s[key]
+            lines.append(f"| {label} | {x['count']} | {_fmt(x['median'])} | {_fmt(x['p90'])} | {_fmt(x['max'])} |")
+        we = s.get("wait_estimate", {})
+        lines += ["", f"Wait estimate given with the ticket vs the real wait: {we.get('count')} tickets, absolute error "
+                      f"median {_fmt(we.get('absolute_error', {}).get('median'))} min, p90 "
+                      f"{_fmt(we.get('absolute_error', {}).get('p90'))} min, within 5 min {we.get('within_5_minutes')}."]
+        kinds: dict[str, int] = {}
+        for h in r.households:
+            kinds[h["kind"]] = kinds.get(h["kind"], 0) + 1
+        lines.append("Households: " + ", ".join(f"{k} {v}" for k, v in kinds.items()) + f"; survey baseline total "
+                     f"{SURVEY_BASELINE['total_minutes']} min for the model family.")
+    lines += ["", f"({r.api_calls} API calls, {r.wall_seconds:.1f} s of real time)"]
+    return "\n".join(lines)
+
+
+def main(args: Any) -> int:
+    """Entry point of `kakanai bench visit` (arguments parsed in app.cli)."""
+    overrides = {}
+    for item in args.set or []:
+        key, _, value = item.partition("=")
+        # YAML would read 10:00 as the sexagesimal number 600; times stay text.
+        overrides[key] = value if re.fullmatch(r"\d{1,2}:\d{2}", value.strip()) else yaml.safe_load(value)
+    try:
+        a = load_assumptions(Path(args.assumptions), overrides)
+        household = json.loads(Path(args.household).read_text(encoding="utf-8"))
+        result = run(assumptions=a, household=household, day_mode=args.day, database_url=args.database_url,
+                     server=args.server, households=args.households, counters=args.counters, seed=args.seed)
+    except BenchError as exc:
+        print(f"bench failed: {exc}")
+        return 1
+    if args.json:
+        print(json.dumps(result.as_dict(), ensure_ascii=False, indent=1, default=str))
+    else:
+        print(format_result(result))
+    return 0

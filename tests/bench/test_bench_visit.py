@@ -1,0 +1,131 @@
+"""`kakanai bench visit`: the replay drives the real service and its after-figures come from the metrics.
+
+Each replay gets its own fresh database (a temporary SQLite file, or a throw-away PostgreSQL database
+when TEST_DATABASE_URL is set), because the replay commits real visits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from app.bench import visit
+from app.cli import main
+from app.metrics.baseline import SURVEY_BASELINE
+from tests.conftest import _create_pg_database, _drop_pg_database
+
+
+@pytest.fixture
+def fresh_db() -> Iterator[str | None]:
+    """None (the bench's own temporary SQLite) or a new PostgreSQL database."""
+    server = os.environ.get("TEST_DATABASE_URL")
+    if not server:
+        yield None
+        return
+    url = _create_pg_database(server)
+    yield url
+    _drop_pg_database(url)
+
+
+def replay(db: str | None, overrides: dict[str, Any] | None = None, **kwargs: Any) -> visit.Result:
+    household = json.loads(visit.DEFAULT_HOUSEHOLD.read_text(encoding="utf-8"))
+    return visit.run(assumptions=visit.load_assumptions(overrides=overrides), household=household, database_url=db,
+                     **kwargs)
+
+
+@pytest.fixture(scope="module")
+def baseline_run() -> Iterator[visit.Result]:
+    """The model household with the shipped assumptions (one replay shared by the tests below)."""
+    server = os.environ.get("TEST_DATABASE_URL")
+    url = _create_pg_database(server) if server else None
+    yield replay(url)
+    if url:
+        _drop_pg_database(url)
+
+
+def test_the_model_household_replays_through_the_service(baseline_run: visit.Result) -> None:
+    m = baseline_run.households[0]
+    assert m["life_events"] == ["move_in", "childcare"] and m["forms"] == 8
+    assert not m["open"] and m["tickets"] == 1 and m["counters_visited"] == 1 and m["pamphlets"] == 1
+    assert m["staff"] == 2  # the reception clerk who issued the ticket, the one-stop clerk
+    assert m["writing"]["name"] == {"prefilled": 35, "by_hand": 1}  # the one signature
+    assert all(m["writing"][k]["by_hand"] == 0 for k in ("address", "birth_date", "phone"))
+    assert set(m["back_office_minutes"]) == {"shimin", "kodomo", "hoiku", "gakumu", "kenko"}
+    # The stored events carry the simulated day, not the machine's clock.
+    assert m["arrival_at"].startswith("2026-04-06T00:30:00")  # 09:30 in Japan
+    assert m["total_minutes"] == m["waiting_minutes"] + m["service_minutes"]
+    assert m["total_minutes"] < SURVEY_BASELINE["total_minutes"]
+    assert baseline_run.timeline[0][0] == "09:30" and baseline_run.timeline[-1][1].endswith("visit closed")
+
+
+def test_the_printed_table_puts_the_survey_beside_the_measured_figures(baseline_run: visit.Result) -> None:
+    text = visit.format_result(baseline_run)
+    m = baseline_run.households[0]
+    assert "| counters visited (窓口) | 8 | 1 |" in text
+    assert f"| total minutes | 138 | {visit._fmt(m['total_minutes'])} |" in text
+    assert "| names written by hand | 28 | 1 | the one signature on the tablet |" in text
+
+
+def test_changing_an_assumption_changes_the_measured_minutes(baseline_run: visit.Result, fresh_db: str | None) -> None:
+    before = baseline_run.households[0]
+    slower = replay(fresh_db, {"counter.minutes_per_field": 0.5}).households[0]
+    typed = before["fields_typed"]
+    assert typed == slower["fields_typed"] > 50
+    # The interview takes typed × 0.25 min longer; everything after it shifts by the same amount.
+    assert slower["service_minutes"] == pytest.approx(before["service_minutes"] + typed * 0.25, abs=0.11)
+    assert slower["total_minutes"] == pytest.approx(before["total_minutes"] + typed * 0.25, abs=0.11)
+    assert slower["waiting_minutes"] == pytest.approx(before["waiting_minutes"], abs=0.11)
+
+
+def test_a_department_that_needs_the_resident_adds_a_counter_and_a_person(fresh_db: str | None) -> None:
+    m = replay(fresh_db, {"departments.in_person": {"hoiku": 10}}).households[0]
+    assert m["counters_visited"] == 2 and "9" in m["counters"]  # 保育課's counter
+    assert m["staff"] == 3
+    assert m["steps"] and any(s["department"] == "hoiku" and s["needed_resident"] for s in m["steps"].values())
+
+
+def test_a_day_of_households_reports_waiting_percentiles(fresh_db: str | None) -> None:
+    result = replay(fresh_db, {"day_mode.last_arrival": "09:00"}, day_mode=True, households=5, counters=1, seed=3)
+    s = result.day_summary
+    assert s is not None and s["households"] == 5 and s["closed"] == 5
+    # Five households in half an hour at one counter: somebody waits, and the percentiles say so.
+    assert s["wait_first"]["count"] == 5 and s["wait_first"]["p90"] > s["wait_first"]["median"] >= 0
+    assert s["wait_first"]["max"] > 20
+    assert s["wait_estimate"]["count"] == 5
+    assert {h["kind"] for h in result.households} <= set(visit.KINDS)
+    assert "waiting before the first call" in visit.format_result(result)
+
+
+def test_the_command_prints_json(capsys: pytest.CaptureFixture[str], fresh_db: str | None, tmp_path: Any) -> None:
+    args = ["bench", "visit", "--json", "--set", "household.arrival=10:00"]
+    if fresh_db:
+        args += ["--database-url", fresh_db]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["mode"] == "household" and out["baseline"] == SURVEY_BASELINE
+    assert out["timeline"][0][0] == "10:00"
+
+
+def test_invalid_assumptions_are_reported_with_their_path(tmp_path: Any) -> None:
+    bad = tmp_path / "a.yaml"
+    bad.write_text(visit.DEFAULT_ASSUMPTIONS.read_text(encoding="utf-8").replace("sign: 1 ", "sgn: 1 "), encoding="utf-8")
+    with pytest.raises(visit.BenchError) as err:
+        visit.load_assumptions(bad)
+    assert "counter.sgn" in str(err.value) and "counter.sign" in str(err.value)
+
+
+def test_fields_typed_skips_what_the_clerk_does_not_type() -> None:
+    doc = {"visit_date": "2026-04-06", "phone": "090", "address": {"postal_code": "100-0001", "prefecture": "東京都",
+           "city": "千代田区", "town": "千代田", "block": "1-1"}, "household": {"members": [{"id": "m1", "given_name": "太郎"}]},
+           "survey_baseline": {"total_minutes": 138}}
+    assert visit.fields_typed(doc) == 4  # phone, postal code, block, given name
+
+
+def test_the_shipped_household_is_the_shared_model(model_case_raw: dict[str, Any]) -> None:
+    assert json.loads(visit.DEFAULT_HOUSEHOLD.read_text(encoding="utf-8")) == model_case_raw
+    assert model_case_raw["survey_baseline"] == {"$comment": model_case_raw["survey_baseline"]["$comment"],
+                                                 **SURVEY_BASELINE}
