@@ -79,8 +79,9 @@ def engine(database_url: str) -> Iterator[Engine]:
 @pytest.fixture(scope="session")
 def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Settings pointing at the test database and the shipped form definitions."""
+    # live_poll_interval=0: no change watcher; requests share the rolled-back test connection.
     return Settings(env="test", database_url=database_url, data_dir=tmp_path_factory.mktemp("appdata"),
-                    definitions_dir=PROJECT_ROOT / "form_definitions")
+                    definitions_dir=PROJECT_ROOT / "form_definitions", live_poll_interval=0)
 
 
 @pytest.fixture(scope="session")
@@ -161,3 +162,16 @@ def model_case(model_case_raw: dict[str, Any]) -> dict[str, Any]:
 def repo_path(*parts: str) -> Path:
     """A path inside the repository."""
     return PROJECT_ROOT.joinpath(*parts)
+
+
+def page_login(client: TestClient, name: str, password: str = PASSWORD) -> str:
+    """Log in through the counter's login form like a browser; returns the session's CSRF token."""
+    import re
+
+    form = client.get("/login", headers={"Accept": "text/html"})
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+    res = client.post("/login", data={"username": name, "password": password, "csrf_token": token, "next": "/counter"},
+                      headers={"Accept": "text/html"}, follow_redirects=False)
+    assert res.status_code == 303, res.text
+    page = client.get("/counter", headers={"Accept": "text/html"})
+    return re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)

@@ -1,0 +1,102 @@
+// Resident status page: live updates by Server-Sent Events, polling the JSON every 5 s when
+// EventSource is missing or keeps failing. The page is complete without this script.
+(function () {
+  "use strict";
+  var root = document.getElementById("live");
+  if (!root) { return; }
+  var jsonUrl = root.getAttribute("data-json-url");
+  var eventsUrl = root.getAttribute("data-events-url");
+  var version = root.getAttribute("data-version");
+  var asked = root.getAttribute("data-asked") === "true";
+  var pollTimer = null;
+
+  function byId(id) { return document.getElementById(id); }
+  function setText(id, text) {
+    var el = byId(id);
+    if (!el) { return; }
+    el.textContent = text || "";
+    el.hidden = !text;
+  }
+  function el(tag, cls, text) {
+    var node = document.createElement(tag);
+    if (cls) { node.className = cls; }
+    if (text !== undefined && text !== null) { node.textContent = text; }
+    return node;
+  }
+  function replaceChildren(parent, children) {
+    while (parent.firstChild) { parent.removeChild(parent.firstChild); }
+    children.forEach(function (c) { parent.appendChild(c); });
+  }
+
+  function render(s) {
+    if (!s || s.version === version) { return; }
+    version = s.version;
+    root.setAttribute("data-version", version);
+    byId("ticket-number").textContent = s.ticket.label;
+    byId("headline").textContent = s.headline;
+    setText("position", s.ticket.position_text);
+    setText("wait", s.ticket.wait_text);
+
+    var back = s.come_back.map(function (item) {
+      var li = el("li");
+      li.appendChild(el("strong", null, item.where));
+      if (item.reason) { li.appendChild(el("span", "reason", item.reason)); }
+      return li;
+    });
+    replaceChildren(byId("come-back-list"), back);
+    byId("come-back").hidden = back.length === 0;
+
+    var steps = s.steps.map(function (step) {
+      var li = el("li", "step step-" + step.status);
+      li.appendChild(el("p", "dept", step.department_name));
+      li.appendChild(el("p", "where", (step.location + " " + step.counters_text).trim()));
+      li.appendChild(el("p", "badge", step.status_text));
+      if (step.applications.length) {
+        var ul = el("ul", "apps");
+        step.applications.forEach(function (t) { var a = el("li", null, t); a.lang = "ja"; ul.appendChild(a); });
+        li.appendChild(ul);
+      }
+      return li;
+    });
+    replaceChildren(byId("steps-list"), steps);
+    byId("steps-empty").hidden = steps.length > 0;
+
+    var docs = s.documents.map(function (t) { var li = el("li", null, t); li.lang = "ja"; return li; });
+    replaceChildren(byId("documents-list"), docs);
+    byId("documents").hidden = docs.length === 0;
+    setText("documents-note", s.documents_note);
+
+    // The satisfaction form is rendered by the server (it works without JavaScript): fetch it.
+    if (s.satisfaction.asked && !asked) { window.location.reload(); }
+  }
+
+  function poll() {
+    if (pollTimer) { return; }
+    var tick = function () {
+      fetch(jsonUrl, { headers: { "Accept": "application/json" }, cache: "no-store", credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(render)
+        .catch(function () { /* offline for a moment: try again on the next tick */ });
+    };
+    tick();
+    pollTimer = window.setInterval(tick, 5000);
+  }
+
+  if (!window.EventSource) { poll(); return; }
+  var failures = 0;
+  var source = new EventSource(eventsUrl);
+  source.addEventListener("status", function (e) {
+    failures = 0;
+    try { render(JSON.parse(e.data)); } catch (err) { /* ignore a malformed message */ }
+  });
+  source.addEventListener("gone", function () { source.close(); });
+  source.onerror = function () {
+    failures += 1;
+    // The browser reconnects by itself; after repeated failures (a proxy that buffers, a closed
+    // port) fall back to polling for good.
+    if (failures >= 3 || source.readyState === EventSource.CLOSED) {
+      source.close();
+      poll();
+    }
+  };
+})();
