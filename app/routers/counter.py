@@ -12,15 +12,18 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from app import events
 from app.deps import ClientDep, DefinitionsDep, PageCounterUser, SessionDep, SettingsDep
-from app.errors import AppError, ValidationFailed
-from app.models import Case, User
-from app.services import audit, auth, cases, counter, documents, routing, sessions
+from app.errors import AppError, NotFound, ValidationFailed
+from app.models import Case, QueueTicket, User
+from app.services import audit, auth, cases, counter, documents, queue, routing, sessions
 from app.services.clock import local_today
+from app.services.wait_estimate import wait_defaults
 from app.settings import Settings
 from app.templating import get_templates
 
 router = APIRouter(include_in_schema=False)
 LOGIN_CSRF_COOKIE = "kakanai_login_csrf"
+DESK_COOKIE = "kakanai_counter"
+QUEUE_LABELS = {"waiting": "お待ち", "called": "呼出中", "serving": "対応中", "done": "対応済み", "skipped": "不在"}
 NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -123,21 +126,28 @@ def today(request: Request, session: SessionDep, settings: SettingsDep, defs: De
     """Today's visits at this office with their status, and the form to start a new one."""
     day = local_today(settings)
     rows = cases.list_cases(session, office=settings.office_code, day=day)
+    tickets = {t.case_id: t for t in queue.list_tickets(session, office=settings.office_code, day=day)}
     labels = {c.value: c.label.split("（")[0] for c in _life_event_choices(defs)}
     visits = [{
         "case": c,
         "events": "・".join(labels.get(e, e) for e in (c.answers.get("life_events") or [])),
         "status": counter.STATUS_LABELS.get(c.status, c.status),
         "members": len((c.answers.get("household") or {}).get("members") or []),
+        "queue": QUEUE_LABELS.get(tickets[c.id].status, "") if c.id in tickets else "",
     } for c in rows]
+    waiting = sum(1 for t in tickets.values() if t.status == "waiting")
     return _page(request, "counter/today.html", {"day": day, "visits": visits, "choices": _life_event_choices(defs),
-                                                 "tz": ZoneInfo(settings.timezone),
+                                                 "tz": ZoneInfo(settings.timezone), "waiting": waiting,
+                                                 "desk": _desk(request, None),
+                                                 "nobody": request.query_params.get("nobody") == "1",
+                                                 "closed": request.query_params.get("closed") == "1",
                                                  "city_name": settings.city_name, "office_name": settings.office_name})
 
 
 @router.post("/counter/visits")
 def start_visit(request: Request, session: SessionDep, settings: SettingsDep, defs: DefinitionsDep,
-                user: PageCounterUser, life_events: Annotated[list[str] | None, Form()] = None) -> Response:
+                user: PageCounterUser, life_events: Annotated[list[str] | None, Form()] = None,
+                counter_no: Annotated[str | None, Form(max_length=40)] = None) -> Response:
     """Issue the visit's one ticket and open the interview with the chosen life events."""
     day = local_today(settings)
     chosen = [e for e in (life_events or []) if isinstance(e, str)][:10]
@@ -145,9 +155,73 @@ def start_visit(request: Request, session: SessionDep, settings: SettingsDep, de
         response = today(request, session, settings, defs, user)
         return _page(request, "counter/today.html", {**response.context,  # type: ignore[attr-defined]
                                                      "start_error": "手続きのきっかけを1つ以上選んでください"}, status=422)
+    desk = _desk(request, counter_no)
     case = cases.create_case(session, defs=defs, answers={"life_events": chosen, "visit_date": day.isoformat()},
                              user=user, office=settings.office_code, today=day, draft=True)
-    return RedirectResponse(f"/counter/visits/{case.id}?new=1", status_code=303)
+    # The resident is already at this counter: the visit's one ticket is issued and served at once.
+    queue.issue_ticket(session, case=case, queues=defs.departments.keys(), defaults=wait_defaults(settings, defs))
+    queue.start_service(session, case_id=case.id, counter=desk, actor=user)
+    response = RedirectResponse(f"/counter/visits/{case.id}?new=1", status_code=303)
+    _remember_desk(response, desk, settings)
+    return response
+
+
+def _desk(request: Request, value: str | None) -> str:
+    # The counter (窓口) this tablet serves: typed on the today page, remembered in a cookie.
+    desk = (value or request.cookies.get(DESK_COOKIE) or "1").strip()[:40]
+    return desk or "1"
+
+
+def _remember_desk(response: Response, desk: str, settings: Settings) -> None:
+    response.set_cookie(DESK_COOKIE, desk, httponly=True, samesite="strict", secure=_cookie_secure(settings),
+                        path="/counter", max_age=60 * 60 * 24 * 30)
+
+
+@router.post("/counter/call-next")
+def call_next(request: Request, session: SessionDep, settings: SettingsDep, defs: DefinitionsDep,
+              user: PageCounterUser, counter_no: Annotated[str | None, Form(max_length=40)] = None) -> Response:
+    """Call the next waiting ticket (reception-issued, priority first) to this counter."""
+    desk = _desk(request, counter_no)
+    ticket = queue.call_next(session, office=settings.office_code, day=local_today(settings), counter=desk,
+                             actor=user)
+    if ticket is None:
+        response = RedirectResponse("/counter?nobody=1", status_code=303)
+    else:
+        response = RedirectResponse(f"/counter/visits/{ticket.case_id}?called=1", status_code=303)
+    _remember_desk(response, desk, settings)
+    return response
+
+
+@router.post("/counter/visits/{case_id}/queue/{action}")
+def queue_action(request: Request, case_id: str, action: str, session: SessionDep, settings: SettingsDep,
+                 user: PageCounterUser) -> RedirectResponse:
+    """Recall, skip (no-show), start or finish the service of the visit's ticket at this counter."""
+    desk = _desk(request, None)
+    if action == "recall":
+        queue.recall(session, case_id=case_id, counter=desk, actor=user)
+    elif action == "skip":
+        queue.skip(session, case_id=case_id, actor=user)
+        return RedirectResponse("/counter", status_code=303)
+    elif action == "start":
+        queue.start_service(session, case_id=case_id, counter=desk, actor=user)
+    elif action == "finish":
+        queue.finish_service(session, case_id=case_id, actor=user)
+        return RedirectResponse("/counter", status_code=303)
+    else:
+        raise NotFound("この操作はありません")
+    return RedirectResponse(f"/counter/visits/{case_id}", status_code=303)
+
+
+@router.post("/counter/visits/{case_id}/close", response_class=HTMLResponse)
+def close_visit(request: Request, case_id: str, session: SessionDep, settings: SettingsDep, defs: DefinitionsDep,
+                user: PageCounterUser) -> Response:
+    """The exit check: close the visit, or list what was missed (open steps, no signature, ...)."""
+    try:
+        routing.close_case(session, defs=defs, case_id=case_id, actor=user)
+    except routing.VisitNotFinished as exc:
+        case = cases.get_case_or_raise(session, case_id)
+        return _page(request, "counter/exit_check.html", {"case": case, "missed": exc.missed}, status=409)
+    return RedirectResponse("/counter?closed=1", status_code=303)
 
 
 # --- the interview -------------------------------------------------------------------------------------
@@ -172,7 +246,11 @@ def interview(request: Request, case_id: str, session: SessionDep, settings: Set
     """The one interview, generated from interview.yaml, with the applications panel beside it."""
     case = cases.get_case_or_raise(session, case_id)
     audit.record(session, action=audit.CASE_READ, actor=user, case_id=case.id, target="counter/interview", client=client)
-    return _page(request, "counter/interview.html", {**_screen_context(defs, case, settings), "new": bool(new)})
+    ticket = session.get(QueueTicket, case.id)
+    return _page(request, "counter/interview.html", {
+        **_screen_context(defs, case, settings), "new": bool(new), "ticket": ticket,
+        "ticket_label": QUEUE_LABELS.get(ticket.status, "") if ticket else "",
+    })
 
 
 @router.post("/counter/visits/{case_id}/answers")
@@ -272,7 +350,7 @@ def documents_page(request: Request, case_id: str, session: SessionDep, settings
     apps = [documents.application_view(defs, inst) for inst in documents.list_applications(defs, case)]
     slip = _routing_slip(session, defs, case, user)
     return _page(request, "counter/documents.html", {
-        "case": case, "applications": apps, "slip": slip,
+        "case": case, "applications": apps, "slip": slip, "ticket": session.get(QueueTicket, case.id),
         "status_url": f"{settings.public_base_url.rstrip('/')}/q/{case.status_token}",
     })
 

@@ -15,7 +15,7 @@ from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import AuditEntry, Case, CaseEvent, StaffSession
+from app.models import AuditEntry, Case, CaseEvent, QueueTicket, RoutingStep, StaffSession
 from tests.conftest import PASSWORD, make_user
 
 HTML = {"Accept": "text/html"}
@@ -317,3 +317,69 @@ def test_a_half_typed_address_is_held_back_not_refused(client: TestClient, clerk
     db.expire_all()
     stored = db.get(Case, case_id).answers
     assert stored["phone"] == "090-1234-5678" and "address" not in stored
+
+
+def test_walk_in_visit_gets_one_ticket_served_at_this_counter(client: TestClient, clerk: str, db: Session) -> None:
+    res = client.post("/counter/visits", data={"csrf_token": clerk, "life_events": ["move_in"], "counter_no": "3"},
+                      headers=HTML, follow_redirects=False)
+    case_id = res.headers["location"].split("/")[3].split("?")[0]
+    ticket = db.get(QueueTicket, case_id)
+    assert ticket.status == "serving" and ticket.counter == "3"
+    kinds = [e.kind for e in db.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id))]
+    assert kinds[:2] == ["arrival", "interview_started"] and "service_started" in kinds
+    assert "窓口 3" in client.get("/counter", headers=HTML).text  # the counter number is remembered
+
+
+def test_call_next_recall_skip_and_start_from_the_counter(client: TestClient, clerk: str, db: Session,
+                                                          counter_headers: dict[str, str]) -> None:
+    # Two residents took tickets at reception; the counter calls them in order.
+    first = client.post("/api/v1/queue/tickets", json={"life_events": ["move_in"]}, headers=counter_headers)
+    assert first.status_code == 201, first.text
+    second = client.post("/api/v1/queue/tickets", json={"life_events": ["birth"]}, headers=counter_headers)
+    first_id, second_id = first.json()["case_id"], second.json()["case_id"]
+    assert "お待ち 2 人" in client.get("/counter", headers=HTML).text
+    res = client.post("/counter/call-next", data={"csrf_token": clerk, "counter_no": "2"}, headers=HTML,
+                      follow_redirects=False)
+    assert res.headers["location"] == f"/counter/visits/{first_id}?called=1"
+    page = client.get(res.headers["location"], headers=HTML)
+    assert "呼出中" in page.text and "お客様が来られた（対応開始）" in page.text
+    client.post(f"/counter/visits/{first_id}/queue/recall", data={"csrf_token": clerk}, headers=HTML)
+    db.expire_all()
+    assert db.get(QueueTicket, first_id).call_count == 2
+    client.post(f"/counter/visits/{first_id}/queue/skip", data={"csrf_token": clerk}, headers=HTML)
+    res = client.post("/counter/call-next", data={"csrf_token": clerk}, headers=HTML, follow_redirects=False)
+    assert res.headers["location"] == f"/counter/visits/{second_id}?called=1"
+    client.post(f"/counter/visits/{second_id}/queue/start", data={"csrf_token": clerk}, headers=HTML)
+    db.expire_all()
+    assert db.get(QueueTicket, first_id).status == "skipped"
+    assert db.get(QueueTicket, second_id).status == "serving" and db.get(QueueTicket, second_id).counter == "2"
+    res = client.post("/counter/call-next", data={"csrf_token": clerk}, headers=HTML, follow_redirects=False)
+    assert res.headers["location"] == "/counter?nobody=1"
+    assert client.post(f"/counter/visits/{second_id}/queue/teleport", data={"csrf_token": clerk},
+                       headers=HTML).status_code == 404
+
+
+def test_close_lists_what_was_missed_then_closes(client: TestClient, clerk: str, db: Session,
+                                                model_case_raw: dict[str, Any]) -> None:
+    case_id = start_visit(client, clerk, ["move_in", "childcare"])
+    autosave(client, clerk, case_id, screen_answers(model_case_raw), 1)
+    res = client.post(f"/counter/visits/{case_id}/close", data={"csrf_token": clerk}, headers=HTML)
+    assert res.status_code == 409
+    assert "まだ終わっていない手続きがあります" in res.text and "署名" in res.text
+    client.post(f"/counter/visits/{case_id}/signature", content=_png(),
+                headers={**JSON, "Content-Type": "image/png", "X-CSRF-Token": clerk})
+    client.get(f"/counter/visits/{case_id}/documents", headers=HTML)  # builds the routing slip
+    client.get(f"/counter/visits/{case_id}/bundle.pdf")
+    res = client.post(f"/counter/visits/{case_id}/close", data={"csrf_token": clerk}, headers=HTML)
+    assert res.status_code == 409 and "こども福祉課" in res.text  # departments have not finished
+    for step in db.scalars(select(RoutingStep).where(RoutingStep.case_id == case_id)):
+        step.status = "done"
+    db.commit()
+    res = client.post(f"/counter/visits/{case_id}/close", data={"csrf_token": clerk}, headers=HTML,
+                      follow_redirects=False)
+    assert res.status_code == 303
+    db.expire_all()
+    assert db.get(Case, case_id).status == "closed"
+    client.post(f"/counter/visits/{case_id}/queue/finish", data={"csrf_token": clerk}, headers=HTML)
+    db.expire_all()
+    assert db.get(QueueTicket, case_id).status == "done"
