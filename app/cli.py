@@ -122,7 +122,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  password: {password}")
         print("この表示は一度だけです。ログイン後 `kakanai users create` で職員を追加してください。")
         print("=" * 64, flush=True)
-    uvicorn.run("app.main:app", host=args.host, port=args.port, workers=args.workers, proxy_headers=True)
+    # Open SSE streams (resident phones, the board) would otherwise hold a graceful shutdown open.
+    uvicorn.run("app.main:app", host=args.host, port=args.port, workers=args.workers, proxy_headers=True,
+                timeout_graceful_shutdown=5)
     return 0
 
 
@@ -145,6 +147,89 @@ def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
     with _session(settings) as session:
         count = reencrypt_all(session)
     print(f"re-encrypted {count} cases with key {ring.current}")
+    return 0
+
+
+def cmd_retention_purge(args: argparse.Namespace, settings: Settings) -> int:
+    """Purge the personal data of visits older than the retention period (see SECURITY.md)."""
+    from app import crypto
+    from app.services import retention
+
+    days = settings.retention_days if args.older_than_days is None else args.older_than_days
+    if days < 0:
+        print("--older-than-days must be 0 or more", file=sys.stderr)
+        return 2
+    crypto.configure(settings.keyring())
+    with _session(settings) as session:
+        report = retention.purge(session, older_than_days=days, dry_run=args.dry_run)
+    verb = "would purge" if args.dry_run else "purged"
+    print(f"{verb} {report.count} visits last active before {report.cutoff:%Y-%m-%d %H:%M} UTC ({days} days)")
+    return 0
+
+
+def _print_errors(exc: Exception) -> None:
+    details = getattr(exc, "details", None) or [{"field": "", "message": str(exc)}]
+    for err in details:
+        print(f"{err['field']}: {err['message']}" if err["field"] else err["message"], file=sys.stderr)
+
+
+def cmd_departments_token_create(args: argparse.Namespace, settings: Settings) -> int:
+    """Issue a department API token and print it once."""
+    from app.errors import AppError
+    from app.forms.loader import load_definitions
+    from app.services import departments
+
+    defs = load_definitions(settings.definitions_dir)
+    try:
+        with _session(settings) as session:
+            issued = departments.create_token(session, defs=defs, department_id=args.department, label=args.label,
+                                              expires_days=args.expires_days)
+    except AppError as exc:
+        _print_errors(exc)
+        return 1
+    expires = issued.expires_at.strftime("%Y-%m-%d %H:%M UTC") if issued.expires_at else "never"
+    print(f"token id {issued.id} for department {issued.department_id} (user {issued.username}), expires {expires}")
+    print("この表示は一度だけです。安全な場所に保管してください / shown once, store it safely:")
+    print(issued.token)
+    return 0
+
+
+def cmd_departments_token_list(args: argparse.Namespace, settings: Settings) -> int:
+    """List a department's API tokens (never the tokens themselves)."""
+    from app.errors import AppError
+    from app.forms.loader import load_definitions
+    from app.services import departments
+
+    defs = load_definitions(settings.definitions_dir)
+    try:
+        with _session(settings) as session:
+            rows = departments.list_tokens(session, defs=defs, department_id=args.department)
+            lines = []
+            for row in rows:
+                state = "revoked" if row.revoked_at else "active"
+                lines.append("\t".join([str(row.id), row.label or "-", f"{row.created_at:%Y-%m-%d %H:%M}",
+                                        f"{row.expires_at:%Y-%m-%d %H:%M}" if row.expires_at else "never", state]))
+    except AppError as exc:
+        _print_errors(exc)
+        return 1
+    print("id\tlabel\tcreated (UTC)\texpires (UTC)\tstate")
+    for line in lines:
+        print(line)
+    return 0
+
+
+def cmd_departments_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    """Revoke a department API token by its id."""
+    from app.errors import AppError
+    from app.services import departments
+
+    try:
+        with _session(settings) as session:
+            departments.revoke_token(session, token_id=args.token_id)
+    except AppError as exc:
+        _print_errors(exc)
+        return 1
+    print(f"revoked token {args.token_id}")
     return 0
 
 
@@ -185,6 +270,44 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=cmd_keys_generate)
     rot = keys.add_parser("rotate", help="re-encrypt all stored values with the first key")
     rot.set_defaults(func=cmd_keys_rotate)
+
+    retention = sub.add_parser("retention", help="retention of personal data").add_subparsers(
+        dest="retention_command", required=True)
+    purge = retention.add_parser("purge", help="delete personal data of visits older than the retention period")
+    purge.add_argument("--older-than-days", type=int, default=None, help="default: KAKANAI_RETENTION_DAYS (90)")
+    purge.add_argument("--dry-run", action="store_true", help="only count what would be purged")
+    purge.set_defaults(func=cmd_retention_purge)
+
+    depts = sub.add_parser("departments", help="department API access").add_subparsers(
+        dest="departments_command", required=True)
+    token = depts.add_parser("token", help="department API tokens").add_subparsers(dest="token_command", required=True)
+    tcreate = token.add_parser("create", help="issue a token for a department (printed once)")
+    tcreate.add_argument("department", help="department id from departments.yaml")
+    tcreate.add_argument("--label", default="", help="what the token is for (e.g. the system using it)")
+    tcreate.add_argument("--expires-days", type=int, default=None, help="lifetime in days (default: no expiry)")
+    tcreate.set_defaults(func=cmd_departments_token_create)
+    tlist = token.add_parser("list", help="list a department's tokens")
+    tlist.add_argument("department")
+    tlist.set_defaults(func=cmd_departments_token_list)
+    trevoke = token.add_parser("revoke", help="revoke a token by its id")
+    trevoke.add_argument("token_id", type=int)
+    trevoke.set_defaults(func=cmd_departments_token_revoke)
+
+    bench = sub.add_parser("bench", help="benchmarks that drive the real service").add_subparsers(
+        dest="bench_command", required=True)
+    visit = bench.add_parser("visit", help="replay the model household (or a day) on a simulated clock; print "
+                                           "the survey's old-way figures beside the service's measured ones")
+    visit.add_argument("--day", action="store_true", help="many fictional households over one day (waiting percentiles)")
+    visit.add_argument("--households", type=int, default=None, help="--day: how many (default: assumptions)")
+    visit.add_argument("--counters", type=int, default=None, help="one-stop counters K (default: assumptions)")
+    visit.add_argument("--seed", type=int, default=None, help="--day: random seed (default: assumptions)")
+    visit.add_argument("--assumptions", default=str(PROJECT_ROOT / "bench" / "assumptions.yaml"))
+    visit.add_argument("--household", default=str(PROJECT_ROOT / "bench" / "households" / "model_move_in_family.json"))
+    visit.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one assumption, e.g. counter.sign=3")
+    visit.add_argument("--database-url", default=None, help="default: a fresh temporary SQLite file")
+    visit.add_argument("--server", choices=["inprocess", "uvicorn"], default="inprocess")
+    visit.add_argument("--json", action="store_true", help="print the measured figures as JSON")
+    visit.set_defaults(func=lambda args, settings: __import__("app.bench.visit", fromlist=["main"]).main(args))
     return parser
 
 

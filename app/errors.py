@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import traceback
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -108,11 +110,32 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "(root)"
 
 
+def wants_page(request: Request) -> bool:
+    """A browser navigating to a page (not the API, not a script's fetch) gets an HTML error page."""
+    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+
+
+def error_page(request: Request, exc: AppError) -> Response:
+    """The error as a page: the login screen for a missing session, otherwise a plain message."""
+    if exc.status == 401:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        query = urlencode({"next": target, **({"expired": "1"} if exc.code == "session_expired" else {})})
+        return RedirectResponse(f"/login?{query}", status_code=303)
+    from app.templating import get_templates  # late import: templates are only needed for pages
+
+    return get_templates().TemplateResponse(
+        request, "error.html", {"status": exc.status, "message": exc.message, "details": exc.details or []},
+        status_code=exc.status,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register handlers so that every error is JSON with a Japanese message, never a stack trace."""
 
     @app.exception_handler(AppError)
-    async def _app_error(request: Request, exc: AppError) -> JSONResponse:
+    async def _app_error(request: Request, exc: AppError) -> Response:
+        if wants_page(request):
+            return error_page(request, exc)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
@@ -138,6 +161,17 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
+
+    @app.exception_handler(sa_exc.OperationalError)
+    @app.exception_handler(sa_exc.InterfaceError)
+    @app.exception_handler(sa_exc.TimeoutError)
+    async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+        # The database is unreachable or restarting: a clean 503 the client may retry, not a 500.
+        # The pool drops the broken connections (pool_pre_ping checks the next ones), so the
+        # service recovers by itself. Only the type is logged: a driver message may quote values.
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        unavailable = ServiceUnavailable("データベースに接続できません。しばらくしてからもう一度お試しください")
+        return JSONResponse(unavailable.body(), status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -7,13 +7,31 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from app import crypto
 from app.db import make_engine, make_sessionmaker
 from app.errors import install_error_handlers
-from app.routers import api_auth, api_cases, api_documents, health
+from app.routers import (
+    api_admin,
+    api_auth,
+    api_cases,
+    api_departments,
+    api_documents,
+    api_metrics,
+    api_queue,
+    api_routing,
+    board,
+    counter,
+    dashboard,
+    health,
+    resident,
+    slip_pages,
+)
+from app.security import install_security
+from app.services import live
 from app.services.definitions import DefinitionRegistry
-from app.settings import Settings, get_settings
+from app.settings import PROJECT_ROOT, Settings, get_settings
 
 
 def create_app(settings: Settings | None = None, *, definitions: DefinitionRegistry | None = None) -> FastAPI:
@@ -29,7 +47,9 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await live.start(app)  # the per-process change watcher behind the resident page's SSE
         yield
+        await live.stop(app)
         app.state.engine.dispose()
 
     app = FastAPI(
@@ -37,17 +57,32 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
         version="1",
         description="Counter interview, applications, routing slips and resident status for Japanese city halls.",
         lifespan=lifespan,
+        docs_url="/docs" if settings.api_docs else None,
+        redoc_url="/redoc" if settings.api_docs else None,
     )
     engine = make_engine(settings.effective_database_url)
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.definitions = registry
+    app.state.live = live.Hub()
     install_error_handlers(app)
+    install_security(app, settings)
     app.include_router(health.router)
     app.include_router(api_auth.router)
     app.include_router(api_cases.router)
     app.include_router(api_documents.router)
+    app.include_router(api_routing.router)
+    app.include_router(api_departments.router)
+    app.include_router(slip_pages.router)
+    app.include_router(counter.router)
+    app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "app" / "static"), name="static")
+    app.include_router(api_admin.router)
+    app.include_router(api_metrics.router)
+    app.include_router(dashboard.router)
+    app.include_router(api_queue.router)
+    app.include_router(resident.router)
+    app.include_router(board.router)
     return app
 
 

@@ -96,3 +96,135 @@ class ErrorOut(BaseModel):
     message: str
     errors: list[FieldMessage] | None = None
     current_version: int | None = None
+
+
+# --- Routing slip and department API (issue 5) -------------------------------------------------------
+
+
+class SlipApplicationOut(BaseModel):
+    """An application (one form) handled by a step."""
+
+    id: str = Field(description="申請書のインスタンスID（例: kodomo_iryo-m3）")
+    application_id: str
+    title: str
+    short_title: str
+    member_id: str | None = None
+
+
+class RoutingStepOut(BaseModel):
+    """One department's step on the routing slip."""
+
+    id: int
+    case_id: str
+    department: str
+    department_name: str
+    location: str
+    counters: list[str]
+    applications: list[SlipApplicationOut]
+    status: str = Field(description="pending / in_progress / done / needs_resident / cancelled")
+    status_label: str
+    position: int = Field(description="回付の順番（1から）")
+    stage: int = Field(description="段階（0から。先に必要な手続きの最長の連なり。同じ段階の手続きは並行して進められる）")
+    parallel: bool = Field(description="同じ段階にほかの手続きがある（並行可）")
+    depends_on: list[str] = Field(description="先に完了している必要がある課")
+    depends_on_names: list[str]
+    ready: bool = Field(description="先に必要な手続きがすべて完了（または取消）している")
+    resident_reason: str = ""
+    counter: str = ""
+    note: str = ""
+    version: int
+    claimed_by: str | None = None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    started_at: dt.datetime | None = None
+    done_at: dt.datetime | None = None
+
+
+class RoutingSlipOut(BaseModel):
+    """A visit's routing slip."""
+
+    case_id: str
+    case_number: str
+    ticket_number: int
+    ticket_label: str
+    case_status: str
+    status_token: str
+    created: bool = Field(description="回付票が作成済みか")
+    steps: list[RoutingStepOut]
+
+
+class MissedItem(BaseModel):
+    """Something that keeps the visit from being closed."""
+
+    kind: str = Field(description="open_step / unsigned / not_printed / no_slip")
+    message: str
+    department: str | None = None
+    department_name: str | None = None
+    step_id: int | None = None
+    status: str | None = None
+    instance: str | None = None
+    applications: list[str] = Field(default_factory=list)
+
+
+class ExitCheckOut(BaseModel):
+    """The exit check: what is still missing before the visit may be closed."""
+
+    case_id: str
+    case_number: str
+    case_status: str
+    ok: bool
+    missed: list[MissedItem]
+
+
+class VisitNotFinishedOut(ErrorOut):
+    """409 from closing: the list of what was missed (empty when the visit was already closed or cancelled)."""
+
+    missed: list[MissedItem] = []
+
+
+class CaseClosedOut(BaseModel):
+    """A closed visit."""
+
+    case_id: str
+    case_number: str
+    status: str
+    closed_at: dt.datetime
+    missed: list[MissedItem] = Field(default_factory=list)
+
+
+class DepartmentStepOut(RoutingStepOut):
+    """A step as its department sees it, with the visit's numbers."""
+
+    case_number: str
+    ticket_number: int
+    ticket_label: str
+    case_status: str
+
+
+class DepartmentStepList(BaseModel):
+    """One page of a department's steps, ordered by (updated_at, id)."""
+
+    department: str
+    steps: list[DepartmentStepOut]
+    next_cursor: str | None = Field(description="次のページ（または次回のポーリング）に渡すカーソル")
+    has_more: bool = Field(description="limit で打ち切られ、続きがある")
+
+
+class DepartmentStepDetail(DepartmentStepOut):
+    """A step with the part of the answers its applications need."""
+
+    answers: dict[str, Any] = Field(description="この課の申請書が使う回答だけ（世帯・住所は常に含む）")
+    unmasked: list[str] = Field(description="伏せずに渡した番号の種類（my_number / account_number）")
+
+
+class StepActionIn(BaseModel):
+    """Optional body of a step transition: the version the client last saw."""
+
+    version: int | None = Field(default=None, ge=1, description="最後に読んだ版番号（違えば 409）")
+
+
+class NeedsResidentIn(StepActionIn):
+    """Why the department needs the resident in person, and at which counter."""
+
+    reason: str = Field(default="", max_length=1000, description="住民の画面に表示される理由（個人情報は書かない）")
+    counter: str | None = Field(default=None, max_length=40, description="来ていただく窓口番号（departments.yaml の counters）")

@@ -29,11 +29,32 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Tokyo"
     office_code: str = "honcho"
     office_name: str = "本庁舎"
+    # Opening hours and lunch break ("HH:MM-HH:MM", local time; lunch may be ""): back-office
+    # minutes in the visit metrics count only within them (see app/metrics/visit.py).
+    office_hours: str = "08:30-17:15"
+    lunch_break: str = "12:00-13:00"
     city_name: str = "みなと市"
     token_ttl_minutes: int = 12 * 60
+    # Counter pages: a signed-in tablet left alone this long is logged out.
+    session_idle_minutes: int = 30
     log_level: str = "INFO"
     public_base_url: str = "http://127.0.0.1:8000"
     max_signature_bytes: int = 512 * 1024
+    # Security and privacy (SECURITY.md): request limits, API docs, retention of personal data.
+    max_request_bytes: int = 2 * 1024 * 1024
+    max_json_depth: int = 32
+    api_docs: bool = True
+    retention_days: int = 90
+    # Queue and resident page (README "Queue and resident page"). Live updates: each process polls
+    # the event table this often (seconds) and wakes its SSE clients; 0 disables the watcher.
+    live_poll_interval: float = 0.5
+    # An SSE stream ends after this long and the browser reconnects (bounds a graceful shutdown).
+    live_stream_max_seconds: float = 300.0
+    # Wait estimate: median of the last N services today, else these defaults (minutes) per queue
+    # ("" is the one-stop counter; department queues fall back to departments.yaml service_minutes).
+    queue_estimate_window: int = 10
+    queue_service_minutes: dict[str, float] = {"": 20.0}
+    queue_default_open_counters: int = 2
     # "id1:base64(32 bytes),id2:..." — the first key encrypts, all decrypt (see `kakanai keys`).
     encryption_keys: SecretStr | None = None
 

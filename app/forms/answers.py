@@ -22,7 +22,8 @@ from app.forms.wareki import DateParseError, parse_date
 # Metadata blocks that travel with an answers document but are not answers (DESIGN.md §3).
 PASSTHROUGH_KEYS = frozenset({"survey_baseline"})
 MAX_TEXT = 2000
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# C0/C1 controls, and bidi overrides/isolates that would make a printed name read differently from the stored one.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _KATAKANA = re.compile(r"^[\u30a0-\u30ff\u3000 ]+$")
 _ALPHABET_NAME = re.compile(r"^[A-Za-z\u00c0-\u024f][A-Za-z\u00c0-\u024f .,'\-]*$")
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,20}$")

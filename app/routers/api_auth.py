@@ -7,7 +7,7 @@ import json
 
 from fastapi import APIRouter, Request
 
-from app.deps import CurrentUser, SessionDep, SettingsDep
+from app.deps import ClientDep, CurrentUser, SessionDep, SettingsDep
 from app.errors import ValidationFailed
 from app.schemas import ErrorOut, TokenIn, TokenOut
 from app.services import auth
@@ -40,10 +40,10 @@ async def _credentials(request: Request) -> TokenIn:
         "application/json": {"schema": TokenIn.model_json_schema()},
     }, "required": True}},
 )
-async def token(request: Request, session: SessionDep, settings: SettingsDep) -> TokenOut:
+async def token(request: Request, session: SessionDep, settings: SettingsDep, client: ClientDep) -> TokenOut:
     """Exchange a user name and password for a bearer token."""
     creds = await _credentials(request)
-    user = auth.authenticate(session, username=creds.username, password=creds.password)
+    user = auth.authenticate(session, username=creds.username, password=creds.password, client=client)
     ttl = dt.timedelta(minutes=settings.token_ttl_minutes)
     access = auth.issue_token(session, user=user, ttl=ttl, label="api")
     return TokenOut(access_token=access, expires_in=int(ttl.total_seconds()), role=user.role)

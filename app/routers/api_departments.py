@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Response
 
 from app.deps import ClientDep, CurrentUser, DefinitionsDep, SessionDep, SettingsDep
 from app.forms.schema import Department
@@ -25,6 +25,8 @@ from app.schemas import (
     StepActionIn,
 )
 from app.services import audit, departments, documents, routing
+
+StepId = Annotated[int, Path(ge=1, le=2**31 - 1, description="手続き（ステップ）の番号")]
 
 router = APIRouter(prefix="/api/v1/departments/{department}", tags=["departments"])
 CONFLICT: dict[int | str, dict[str, Any]] = {**ERRORS, 409: {"model": ErrorOut}}
@@ -42,7 +44,7 @@ STATUS_HELP = "状態で絞る（カンマ区切り: pending,in_progress,needs_r
 SINCE_HELP = "この時刻以降（その時刻を含む）に変わった手続きだけ（ISO 8601。タイムゾーン省略時はUTC。+ は %2B と書く）"
 
 
-def _step_out(session: SessionDep, defs: DefinitionsDep, department: str, step_id: int) -> dict[str, Any]:
+def _step_out(session: SessionDep, defs: DefinitionsDep, department: str, step_id: StepId) -> dict[str, Any]:
     # Transition responses carry the step, not the answers: the caller fetched what it needs before.
     return routing.department_step_detail(session, defs=defs, department_id=department, step_id=step_id,
                                           with_answers=False)
@@ -72,7 +74,7 @@ def list_steps(
 
 
 @router.get("/steps/{step_id}", response_model=DepartmentStepDetail, responses=ERRORS, summary="手続きの詳細と必要な回答")
-def get_step(department: str, step_id: int, dep: DepartmentDep, session: SessionDep, defs: DefinitionsDep,
+def get_step(department: str, step_id: StepId, dep: DepartmentDep, session: SessionDep, defs: DefinitionsDep,
              user: CurrentUser, client: ClientDep) -> dict[str, Any]:
     """The step, the visit's numbers and only the answers its applications use (My Numbers masked unless needed)."""
     step = routing.department_step_detail(session, defs=defs, department_id=department, step_id=step_id)
@@ -84,7 +86,7 @@ def get_step(department: str, step_id: int, dep: DepartmentDep, session: Session
 
 @router.get("/steps/{step_id}/applications/{instance_id}.pdf", response_class=Response, responses=PDF_RESPONSE,
             summary="この手続きの申請書（PDF）")
-def step_application_pdf(department: str, step_id: int, instance_id: str, dep: DepartmentDep, session: SessionDep,
+def step_application_pdf(department: str, step_id: StepId, instance_id: str, dep: DepartmentDep, session: SessionDep,
                          defs: DefinitionsDep, settings: SettingsDep, user: CurrentUser, client: ClientDep) -> Response:
     """One pre-filled form of this step (only the step's own applications)."""
     _, case_id = routing.step_application_pdf(session, defs=defs, department_id=department, step_id=step_id,
@@ -98,7 +100,7 @@ def step_application_pdf(department: str, step_id: int, instance_id: str, dep: D
 
 
 @router.post("/steps/{step_id}/claim", response_model=DepartmentStepOut, responses=CONFLICT, summary="手続きを受け付ける（処理中にする）")
-def claim(department: str, step_id: int, dep: DepartmentDep, session: SessionDep, defs: DefinitionsDep,
+def claim(department: str, step_id: StepId, dep: DepartmentDep, session: SessionDep, defs: DefinitionsDep,
           user: CurrentUser, client: ClientDep, body: OptionalAction = None) -> dict[str, Any]:
     """pending → in_progress. 409 when another clerk claimed it first or a prerequisite step is not done yet."""
     routing.claim_step(session, defs=defs, department_id=department, step_id=step_id, actor=user,
@@ -109,7 +111,7 @@ def claim(department: str, step_id: int, dep: DepartmentDep, session: SessionDep
 
 
 @router.post("/steps/{step_id}/done", response_model=DepartmentStepOut, responses=CONFLICT, summary="手続きを完了にする")
-def done(department: str, step_id: int, dep: DepartmentDep, session: SessionDep, defs: DefinitionsDep,
+def done(department: str, step_id: StepId, dep: DepartmentDep, session: SessionDep, defs: DefinitionsDep,
          user: CurrentUser, client: ClientDep, body: OptionalAction = None) -> dict[str, Any]:
     """in_progress → done (final)."""
     routing.complete_step(session, department_id=department, step_id=step_id, actor=user,
@@ -121,7 +123,7 @@ def done(department: str, step_id: int, dep: DepartmentDep, session: SessionDep,
 
 @router.post("/steps/{step_id}/needs-resident", response_model=DepartmentStepOut, responses=CONFLICT,
              summary="本人の来庁が必要にする（理由と窓口）")
-def needs_resident(department: str, step_id: int, body: NeedsResidentIn, dep: DepartmentDep, session: SessionDep,
+def needs_resident(department: str, step_id: StepId, body: NeedsResidentIn, dep: DepartmentDep, session: SessionDep,
                    defs: DefinitionsDep, user: CurrentUser, client: ClientDep) -> dict[str, Any]:
     """in_progress → needs_resident; the reason (plain Japanese) and counter are shown on the resident's phone."""
     routing.needs_resident(session, defs=defs, department_id=department, step_id=step_id, actor=user,
@@ -133,7 +135,7 @@ def needs_resident(department: str, step_id: int, body: NeedsResidentIn, dep: De
 
 @router.post("/steps/{step_id}/resume", response_model=DepartmentStepOut, responses=CONFLICT,
              summary="本人が来庁したので処理を再開する")
-def resume(department: str, step_id: int, dep: DepartmentDep, session: SessionDep, defs: DefinitionsDep,
+def resume(department: str, step_id: StepId, dep: DepartmentDep, session: SessionDep, defs: DefinitionsDep,
            user: CurrentUser, client: ClientDep, body: OptionalAction = None) -> dict[str, Any]:
     """needs_resident → in_progress."""
     routing.resume_step(session, department_id=department, step_id=step_id, actor=user,

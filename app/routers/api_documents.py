@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from app.deps import CounterUser, DefinitionsDep, SessionDep, SettingsDep
+from app.deps import ClientDep, CounterUser, DefinitionsDep, SessionDep, SettingsDep
 from app.routers.api_cases import ERRORS
-from app.services import documents
+from app.services import audit, documents
 from app.services.cases import get_case_or_raise
 
 router = APIRouter(prefix="/api/v1/cases/{case_id}", tags=["applications"])
@@ -24,9 +24,11 @@ def _pdf(pdf: documents.Pdf, fingerprint: str) -> Response:
 
 
 @router.get("/applications", responses=ERRORS, summary="必要な申請書と、その理由")
-def list_applications(case_id: str, session: SessionDep, defs: DefinitionsDep, user: CounterUser) -> dict[str, Any]:
+def list_applications(case_id: str, session: SessionDep, defs: DefinitionsDep, user: CounterUser,
+                      client: ClientDep) -> dict[str, Any]:
     """The applications this household needs, each with reasons, legal basis and what is still missing."""
     case = get_case_or_raise(session, case_id)
+    audit.record(session, action=audit.CASE_READ, actor=user, case_id=case.id, target="applications", client=client)
     instances = documents.list_applications(defs, case)
     return {"case_id": case.id, "definitions_fingerprint": defs.fingerprint,
             "applications": [documents.application_view(defs, i) for i in instances]}
@@ -35,18 +37,21 @@ def list_applications(case_id: str, session: SessionDep, defs: DefinitionsDep, u
 @router.get("/applications/{instance_id}.pdf", responses=PDF_RESPONSE, response_class=Response,
             summary="記入済みの申請書（PDF）")
 def application_pdf(case_id: str, instance_id: str, session: SessionDep, settings: SettingsDep,
-                    defs: DefinitionsDep, user: CounterUser) -> Response:
+                    defs: DefinitionsDep, user: CounterUser, client: ClientDep) -> Response:
     """One pre-filled application form."""
     pdf = documents.render_instance_pdf(session, defs=defs, case_id=case_id, instance_id=instance_id,
                                         city_name=settings.city_name, actor=user)
+    audit.record(session, action=audit.PDF_DOWNLOAD, actor=user, case_id=case_id, target=f"{instance_id}.pdf",
+                 client=client)
     return _pdf(pdf, defs.fingerprint)
 
 
 @router.get("/bundle.pdf", responses=PDF_RESPONSE, response_class=Response, summary="申請書一式（PDF）")
 def bundle_pdf(case_id: str, session: SessionDep, settings: SettingsDep, defs: DefinitionsDep,
-               user: CounterUser) -> Response:
+               user: CounterUser, client: ClientDep) -> Response:
     """All forms of the case after a cover page."""
     pdf = documents.render_bundle_pdf(session, defs=defs, case_id=case_id, city_name=settings.city_name, actor=user)
+    audit.record(session, action=audit.PDF_DOWNLOAD, actor=user, case_id=case_id, target="bundle.pdf", client=client)
     return _pdf(pdf, defs.fingerprint)
 
 
@@ -55,11 +60,12 @@ def bundle_pdf(case_id: str, session: SessionDep, settings: SettingsDep, defs: D
                                                                                 "format": "binary"}}},
                                            "required": True}})
 async def put_signature(case_id: str, request: Request, session: SessionDep, settings: SettingsDep,
-                        user: CounterUser) -> Response:
+                        user: CounterUser, client: ClientDep) -> Response:
     """Store the resident's signature drawn on the tablet."""
     body = await request.body()
     documents.store_signature(session, case_id=case_id, png=body, max_bytes=settings.max_signature_bytes,
                               actor=user)
+    audit.record(session, action=audit.SIGNATURE_SAVED, actor=user, case_id=case_id, client=client)
     return Response(status_code=204)
 
 

@@ -70,6 +70,8 @@ def _view(app: FastAPI, token: str, lang: str, *, use_cache: bool = True) -> tup
     cache = status_cache(app)
     # One short read-only session per build; SSE streams hold no session between updates.
     with read_sessions(app)() as session:
+        # Read-only: never queue behind a writer (SQLite otherwise begins IMMEDIATE), not even this request's own.
+        session.connection(execution_options={"sqlite_begin": "DEFERRED"})
         raw = resident_status.build_status(session, token=token, defs=defs, defaults=wait_defaults(settings, defs),
                                            cache=cache, use_cache=use_cache)
     view = resident_status.localize(raw, defs=defs, lang=lang, gettext=i18n.gettext_for(lang))

@@ -1,9 +1,18 @@
-"""The audit log: who read or changed which case's personal data, downloaded which PDF, signed in."""
+"""The audit log: who read or changed which case's personal data, downloaded which PDF, signed in.
+
+Append-only from the application's point of view: this module only inserts and reads. There is no
+update or delete function anywhere in app/ (tests/services/test_audit.py checks the source).
+"""
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from app.models import AuditEntry, User
@@ -21,6 +30,14 @@ DEPARTMENT_FETCH = "department_fetch"
 STEP_UPDATED = "step_updated"
 EXPORT = "export"
 PURGE = "purge"
+# A caller asked to see My Numbers / account numbers unmasked (target names which).
+REVEAL = "reveal"
+DEFINITIONS_RELOAD = "definitions_reload"
+
+ACTIONS = (LOGIN, LOGIN_FAILED, LOGOUT, CASE_READ, CASE_CREATED, CASE_UPDATED, PDF_DOWNLOAD, SIGNATURE_SAVED,
+           DEPARTMENT_FETCH, STEP_UPDATED, EXPORT, PURGE, REVEAL, DEFINITIONS_RELOAD)
+CSV_COLUMNS = ("id", "at", "actor", "actor_id", "action", "case_id", "target", "outcome", "ip", "user_agent")
+MAX_PAGE = 500
 
 
 @dataclass(frozen=True)
@@ -29,6 +46,17 @@ class Client:
 
     ip: str = ""
     user_agent: str = ""
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """What an administrator searches the log for; empty fields match everything."""
+
+    actor: str | None = None
+    action: str | None = None
+    case_id: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
 
 
 def record(
@@ -44,3 +72,61 @@ def record(
     )
     session.add(entry)
     return entry
+
+
+def _filtered(flt: AuditFilter) -> Select[tuple[AuditEntry]]:
+    query = select(AuditEntry)
+    if flt.actor:
+        query = query.where(AuditEntry.actor == flt.actor)
+    if flt.action:
+        query = query.where(AuditEntry.action == flt.action)
+    if flt.case_id:
+        query = query.where(AuditEntry.case_id == flt.case_id)
+    if flt.since is not None:
+        query = query.where(AuditEntry.at >= flt.since)
+    if flt.until is not None:
+        query = query.where(AuditEntry.at < flt.until)
+    return query
+
+
+def search(session: Session, *, flt: AuditFilter, cursor: int | None = None, limit: int = 100) -> list[AuditEntry]:
+    """Entries matching the filter, newest first; `cursor` is the id of the last entry of the previous page."""
+    query = _filtered(flt)
+    if cursor is not None:
+        query = query.where(AuditEntry.id < cursor)
+    return list(session.scalars(query.order_by(AuditEntry.id.desc()).limit(max(1, min(limit, MAX_PAGE)))))
+
+
+def iter_entries(session: Session, *, flt: AuditFilter, batch: int = 1000) -> Iterator[AuditEntry]:
+    """Every matching entry, oldest first, read in batches (for the export)."""
+    last = 0
+    while True:
+        rows = list(session.scalars(_filtered(flt).where(AuditEntry.id > last).order_by(AuditEntry.id).limit(batch)))
+        yield from rows
+        if len(rows) < batch:
+            return
+        last = rows[-1].id
+
+
+def as_dict(entry: AuditEntry) -> dict[str, object]:
+    """An entry as the API and the export show it."""
+    return {"id": entry.id, "at": entry.at.isoformat(), "actor": entry.actor, "actor_id": entry.actor_id,
+            "action": entry.action, "case_id": entry.case_id, "target": entry.target, "outcome": entry.outcome,
+            "ip": entry.ip, "user_agent": entry.user_agent}
+
+
+def _csv_cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    # A user agent or attempted user name is caller-controlled: never let a spreadsheet run it as a formula.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def export_csv(session: Session, *, flt: AuditFilter) -> str:
+    """The matching entries as CSV (UTF-8 with BOM so that Excel opens Japanese text correctly)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for entry in iter_entries(session, flt=flt):
+        row = as_dict(entry)
+        writer.writerow([_csv_cell(row[c]) for c in CSV_COLUMNS])
+    return "\ufeff" + out.getvalue()

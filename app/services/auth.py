@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import AppError, Forbidden, LoginFailed, Unauthorized, ValidationFailed
 from app.models import ApiToken, User, utcnow
+from app.services import audit
 
 ROLES = ("counter", "department", "admin")
 MAX_FAILED_LOGINS = 5
@@ -68,17 +69,23 @@ def create_user(
     return user
 
 
-def authenticate(session: Session, *, username: str, password: str, now: dt.datetime | None = None) -> User:
-    """Check a password; counts failures and locks the account after too many."""
+def authenticate(
+    session: Session, *, username: str, password: str, now: dt.datetime | None = None,
+    client: audit.Client | None = None,
+) -> User:
+    """Check a password; counts failures and locks the account after too many. Every attempt is audited."""
     now = now or utcnow()
     user = session.scalar(select(User).where(User.username == username).with_for_update())
+    # LoginFailed / AccountLocked keep the session's changes, so these audit entries survive the 401/423.
     if user is None or not user.active:
         try:
             _hasher.verify(_DUMMY_HASH, password)
         except VerificationError:
             pass
+        audit.record(session, action=audit.LOGIN_FAILED, actor_name=username, outcome="unknown_user", client=client)
         raise LoginFailed()
     if user.locked_until is not None and user.locked_until > now:
+        audit.record(session, action=audit.LOGIN_FAILED, actor=user, outcome="locked", client=client)
         raise AccountLocked()
     try:
         _hasher.verify(user.password_hash, password)
@@ -87,12 +94,15 @@ def authenticate(session: Session, *, username: str, password: str, now: dt.date
         if user.failed_logins >= MAX_FAILED_LOGINS:
             user.locked_until = now + LOCKOUT
             user.failed_logins = 0
+        audit.record(session, action=audit.LOGIN_FAILED, actor=user,
+                     outcome="locked_now" if user.locked_until == now + LOCKOUT else "bad_password", client=client)
         raise LoginFailed() from None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.failed_logins = 0
     user.locked_until = None
     user.last_login_at = now
+    audit.record(session, action=audit.LOGIN, actor=user, client=client)
     return user
 
 

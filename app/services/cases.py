@@ -15,6 +15,7 @@ from app.errors import Conflict, NotFound, ValidationFailed
 from app.forms.answers import Validated, validate_answers
 from app.forms.loader import DefinitionSet
 from app.models import Case, CaseEvent, TicketCounter, User, utcnow
+from app.services import masking
 
 STATUSES = ("interviewing", "signed", "routing", "closed", "cancelled")
 
@@ -103,6 +104,8 @@ def update_answers(
     case = get_case_or_raise(session, case_id)
     if case.status in ("closed", "cancelled"):
         raise Conflict("この案件は終了しているため変更できません")
+    # A client that round-trips masked numbers (********9018) keeps the stored ones.
+    answers = masking.merge_masked(answers, case.answers)
     result = _validated(defs, answers, today=today, draft=draft)
     now = utcnow()
     # Compare-and-set in the database: two tabs saving at once cannot both win.

@@ -131,7 +131,9 @@ def test_model_household_through_the_screens(page: Any, live_server: LiveServer,
     assert page.locator(".ticket-number").is_visible()
     enter_model_household(page)
     panel = page.locator("#panel")
-    for title in ("住民異動届（転入届）", "児童手当", "子ども医療費助成", "保育所等利用申込書", "転入学届", "乳幼児健診", "個人番号カード継続利用"):
+    titles = ("住民異動届（転入届）", "児童手当", "子ども医療費助成", "保育所等利用申込書", "転入学届", "乳幼児健診",
+              "個人番号カード継続利用")
+    for title in titles:
         assert title in panel.inner_text(), title
     assert "転入" in panel.locator(".reasons").first.inner_text()
     # Every application has what it needs: no question is still marked 「○○で必要」.

@@ -36,7 +36,11 @@ def test_model_household_is_accepted_and_read_back_unchanged(
     assert created["version"] == 1
     assert created["complete"] is True and created["missing"] == []
 
-    res = client.get(f"/api/v1/cases/{created['id']}", headers=counter_headers)
+    # Numbers are masked unless the caller asks to see them (an audited reveal).
+    masked = client.get(f"/api/v1/cases/{created['id']}", headers=counter_headers).json()["answers"]
+    assert masked["household"]["members"][0]["my_number"] == "********9018"
+    assert masked["bank_account"]["account_number"] == "****567"
+    res = client.get(f"/api/v1/cases/{created['id']}?reveal=all", headers=counter_headers)
     assert res.status_code == 200
     answers = res.json()["answers"]
     # The whole document comes back as it was sent, metadata blocks included.
@@ -72,7 +76,7 @@ def test_input_helpers_normalise_kana_dates_and_fill_the_address(
     model_case["visit_date"] = "令和8年4月6日"
     model_case["address"] = {"postal_code": "６６１００１２", "block": "二丁目4番5号"}
     model_case["household"]["members"][0]["my_number"] = "1234 5678 9018"
-    res = client.post("/api/v1/cases", json=model_case, headers=counter_headers)
+    res = client.post("/api/v1/cases?reveal=my_number", json=model_case, headers=counter_headers)
     assert res.status_code == 201, res.text
     answers = res.json()["answers"]
     got = answers["household"]["members"][2]
