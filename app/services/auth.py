@@ -8,16 +8,18 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.errors import AppError, Forbidden, LoginFailed, Unauthorized, ValidationFailed
-from app.models import ApiToken, User, utcnow
+from app.models import ApiToken, AuditEntry, User, utcnow
 from app.services import audit
 
 ROLES = ("counter", "department", "admin")
 MAX_FAILED_LOGINS = 5
 LOCKOUT = dt.timedelta(minutes=15)
+# Failed logins from one address within LOCKOUT before it is refused (a busy counter shares one NAT).
+MAX_FAILURES_PER_ADDRESS = 30
 _hasher = PasswordHasher()
 # Verifying against a dummy hash for unknown users keeps response times alike, so a caller
 # cannot learn which user names exist by timing the login.
@@ -69,12 +71,32 @@ def create_user(
     return user
 
 
+class TooManyAttempts(AppError):
+    """Too many failed logins from one address: it must wait (guards against trying many user names)."""
+
+    status = 429
+    code = "too_many_attempts"
+    keep_changes = True
+    message = "ログインの失敗が続いたため、この端末からのログインを一時的に止めています。15分ほど待ってからお試しください"
+
+
+def _recent_failures_from(session: Session, ip: str, since: dt.datetime) -> int:
+    # The audit log already holds every failed login with its address; all app instances share it.
+    return session.scalar(
+        select(func.count()).select_from(AuditEntry)
+        .where(AuditEntry.action == audit.LOGIN_FAILED, AuditEntry.ip == ip, AuditEntry.at >= since)
+    ) or 0
+
+
 def authenticate(
     session: Session, *, username: str, password: str, now: dt.datetime | None = None,
     client: audit.Client | None = None,
 ) -> User:
     """Check a password; counts failures and locks the account after too many. Every attempt is audited."""
     now = now or utcnow()
+    if client is not None and client.ip and _recent_failures_from(session, client.ip, now - LOCKOUT) >= MAX_FAILURES_PER_ADDRESS:
+        audit.record(session, action=audit.LOGIN_FAILED, actor_name=username, outcome="rate_limited", client=client)
+        raise TooManyAttempts()
     user = session.scalar(select(User).where(User.username == username).with_for_update())
     # LoginFailed / AccountLocked keep the session's changes, so these audit entries survive the 401/423.
     if user is None or not user.active:

@@ -7,11 +7,15 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
+from fastapi import FastAPI
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from app.cli import migrate
@@ -33,39 +37,42 @@ SCREENSHOT_DIR = os.environ.get("KAKANAI_SCREENSHOTS")
 
 @dataclass
 class LiveServer:
-    """A running server: its base URL, settings and a way to open database sessions."""
+    """A running server: its base URL, the app inside it, its settings and database engine."""
 
     url: str
+    app: FastAPI
     settings: Settings
+    engine: Engine
 
     def session(self) -> Session:
         """A session on the server's database (commit what you change)."""
-        return Session(bind=self._engine, expire_on_commit=False)
-
-    _engine: object = None
+        return Session(bind=self.engine, expire_on_commit=False)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """uvicorn in a thread on a free port, on its own migrated database (SQLite or PostgreSQL)."""
+@contextmanager
+def running_server(tmp_path_factory: pytest.TempPathFactory, name: str, **overrides: Any) -> Iterator[LiveServer]:
+    """uvicorn in a thread on a free port, on its own migrated database (SQLite, or PostgreSQL with
+    TEST_DATABASE_URL), with a counter clerk and an admin whose password is the tests' PASSWORD."""
     server_url = os.environ.get("TEST_DATABASE_URL")
-    url = _create_pg_database(server_url) if server_url else f"sqlite:///{tmp_path_factory.mktemp('live') / 'live.db'}"
-    settings = Settings(env="test", database_url=url, data_dir=tmp_path_factory.mktemp("live-data"),
-                        definitions_dir=PROJECT_ROOT / "form_definitions")
+    url = _create_pg_database(server_url) if server_url else f"sqlite:///{tmp_path_factory.mktemp(name) / 'live.db'}"
+    settings = Settings(env="test", database_url=url, data_dir=tmp_path_factory.mktemp(f"{name}-data"),
+                        definitions_dir=PROJECT_ROOT / "form_definitions", **overrides)
     migrate(settings)
     engine = make_engine(url)
     with Session(bind=engine) as s:
         auth.create_user(s, username="clerk", password=PASSWORD, role="counter", display_name="窓口 職員")
         auth.create_user(s, username="admin", password=PASSWORD, role="admin", display_name="管理者")
         s.commit()
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning",
+                                           timeout_graceful_shutdown=2))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -73,13 +80,22 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         if time.monotonic() > deadline:
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.05)
-    live = LiveServer(url=f"http://127.0.0.1:{port}", settings=settings, _engine=engine)
-    yield live
-    server.should_exit = True
-    thread.join(timeout=10)
-    engine.dispose()
-    if server_url:
-        _drop_pg_database(url)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield LiveServer(url=f"http://127.0.0.1:{port}", app=app, settings=settings, engine=engine)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        engine.dispose()
+        if server_url:
+            _drop_pg_database(url)
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A live server for the module's browser tests."""
+    with running_server(tmp_path_factory, "live") as live:
+        yield live
 
 
 @pytest.fixture(scope="module")

@@ -4,31 +4,20 @@ EventSource is unavailable), and its HTML holds no personal data of the model ho
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from app.cli import migrate
-from app.db import make_engine
-from app.main import create_app
 from app.models import RoutingStep
-from app.services import auth, cases, queue
+from app.services import cases, queue
 from app.services.clock import local_today
 from app.services.definitions import DefinitionRegistry
-from app.settings import PROJECT_ROOT, Settings
-from tests.browser.conftest import screenshot
-from tests.conftest import PASSWORD, _create_pg_database, _drop_pg_database
+from tests.browser.conftest import LiveServer, running_server, screenshot
+from tests.conftest import PASSWORD
 from tests.routers.test_resident import assert_no_personal_data
 
 pytestmark = pytest.mark.browser
@@ -36,51 +25,14 @@ pytestmark = pytest.mark.browser
 PHONE = {"width": 360, "height": 640}
 
 
-@dataclass
-class Server:
-    """A running uvicorn with its app (to look at the live hub) and database."""
-
-    url: str
-    app: FastAPI
-    engine: Engine
-    settings: Settings
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+Server = LiveServer
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """uvicorn (one process, the change watcher on) on its own migrated database."""
-    pg = os.environ.get("TEST_DATABASE_URL")
-    url = _create_pg_database(pg) if pg else f"sqlite:///{tmp_path_factory.mktemp('resident') / 'live.db'}"
-    settings = Settings(env="test", database_url=url, data_dir=tmp_path_factory.mktemp("resident-data"),
-                        definitions_dir=PROJECT_ROOT / "form_definitions", live_poll_interval=0.3)
-    migrate(settings)
-    engine = make_engine(url)
-    with Session(engine) as s:
-        auth.create_user(s, username="clerk", password=PASSWORD, role="counter")
-        s.commit()
-    app = create_app(settings)
-    port = _free_port()
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                       timeout_graceful_shutdown=2))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield Server(url=f"http://127.0.0.1:{port}", app=app, engine=engine, settings=settings)
-    uv.should_exit = True
-    thread.join(timeout=10)
-    engine.dispose()
-    if pg:
-        _drop_pg_database(url)
+    with running_server(tmp_path_factory, "resident", live_poll_interval=0.3) as live:
+        yield live
 
 
 def model_visit(server: Server, model: dict[str, Any]) -> str:

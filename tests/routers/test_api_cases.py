@@ -9,7 +9,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.models import Case
+from app.models import AuditEntry, Case
+from app.services import auth
 from tests.conftest import login, make_user
 
 NAME_KEYS = ("family_name", "given_name", "family_name_kana", "given_name_kana", "birth_date")
@@ -205,6 +206,22 @@ def test_repeated_login_failures_lock_the_account(client: TestClient, db: Sessio
         assert client.post("/api/v1/auth/token", json={"username": "victim", "password": "x" * 12}).status_code == 401
     res = client.post("/api/v1/auth/token", json={"username": "victim", "password": "correct horse battery staple"})
     assert res.status_code == 423
+
+
+def test_many_failures_from_one_address_are_refused_for_a_while(client: TestClient, db: Session) -> None:
+    # Trying many user names from one address is stopped even though no single account locks.
+    make_user(db, "real-clerk", "counter")
+    for i in range(auth.MAX_FAILURES_PER_ADDRESS):
+        assert client.post("/api/v1/auth/token", json={"username": f"guess{i}", "password": "x" * 12}).status_code == 401
+    res = client.post("/api/v1/auth/token", json={"username": "real-clerk", "password": "correct horse battery staple"})
+    assert res.status_code == 429
+    assert "一時的に止めています" in res.json()["message"]
+    # The block lifts by itself once the failures are older than the lock-out window.
+    for entry in db.scalars(select(AuditEntry)):
+        entry.at = entry.at - auth.LOCKOUT
+    db.commit()
+    res = client.post("/api/v1/auth/token", json={"username": "real-clerk", "password": "correct horse battery staple"})
+    assert res.status_code == 200
 
 
 def test_unknown_case_is_404(client: TestClient, counter_headers: dict[str, str]) -> None:
