@@ -12,7 +12,7 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from app.models import AuditEntry, User
@@ -130,3 +130,11 @@ def export_csv(session: Session, *, flt: AuditFilter) -> str:
         row = as_dict(entry)
         writer.writerow([_csv_cell(row[c]) for c in CSV_COLUMNS])
     return "\ufeff" + out.getvalue()
+
+
+def count_failed_logins(session: Session, *, ip: str, since: dt.datetime) -> int:
+    """Failed logins from one address since a moment (the per-address login limit; all instances agree)."""
+    return session.scalar(
+        select(func.count()).select_from(AuditEntry)
+        .where(AuditEntry.action == LOGIN_FAILED, AuditEntry.ip == ip, AuditEntry.at >= since)
+    ) or 0

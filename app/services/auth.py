@@ -8,11 +8,11 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import AppError, Forbidden, LoginFailed, Unauthorized, ValidationFailed
-from app.models import ApiToken, AuditEntry, User, utcnow
+from app.models import ApiToken, User, utcnow
 from app.services import audit
 
 ROLES = ("counter", "department", "admin")
@@ -80,21 +80,14 @@ class TooManyAttempts(AppError):
     message = "ログインの失敗が続いたため、この端末からのログインを一時的に止めています。15分ほど待ってからお試しください"
 
 
-def _recent_failures_from(session: Session, ip: str, since: dt.datetime) -> int:
-    # The audit log already holds every failed login with its address; all app instances share it.
-    return session.scalar(
-        select(func.count()).select_from(AuditEntry)
-        .where(AuditEntry.action == audit.LOGIN_FAILED, AuditEntry.ip == ip, AuditEntry.at >= since)
-    ) or 0
-
-
 def authenticate(
     session: Session, *, username: str, password: str, now: dt.datetime | None = None,
     client: audit.Client | None = None,
 ) -> User:
     """Check a password; counts failures and locks the account after too many. Every attempt is audited."""
     now = now or utcnow()
-    if client is not None and client.ip and _recent_failures_from(session, client.ip, now - LOCKOUT) >= MAX_FAILURES_PER_ADDRESS:
+    if client is not None and client.ip and \
+            audit.count_failed_logins(session, ip=client.ip, since=now - LOCKOUT) >= MAX_FAILURES_PER_ADDRESS:
         audit.record(session, action=audit.LOGIN_FAILED, actor_name=username, outcome="rate_limited", client=client)
         raise TooManyAttempts()
     user = session.scalar(select(User).where(User.username == username).with_for_update())
