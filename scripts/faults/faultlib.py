@@ -258,3 +258,18 @@ def marked_answers(marker: str) -> dict[str, Any]:
     doc = copy.deepcopy(model_case())
     doc["household"]["members"][1]["employer"] = marker
     return doc
+
+
+def scenario_main(doc: str, run: Any, *, clients: int, seconds: float) -> int:
+    """Command line of a fault scenario: runs it in a temporary directory and prints the report as JSON."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--clients", type=int, default=clients)
+    parser.add_argument("--seconds", type=float, default=seconds)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="kakanai-faults-") as tmp:
+        report = run(Path(tmp), database_url=args.database_url, clients=args.clients, seconds=args.seconds)
+    print(json.dumps(report, ensure_ascii=False, indent=2))
+    return 0 if report["ok"] else 1

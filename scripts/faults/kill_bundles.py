@@ -12,12 +12,9 @@ changed (version, answers); and the restarted service renders the same bytes aga
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
-import json
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -27,7 +24,7 @@ import httpx
 from pypdf import PdfReader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from faultlib import Server, create_cases, prepare_database, sqlite_url
+from faultlib import Server, create_cases, prepare_database, scenario_main, sqlite_url
 
 
 def _counts(url: str) -> tuple[dict[str, int], dict[str, int]]:
@@ -130,15 +127,7 @@ def run(workdir: Path, *, database_url: str | None = None, clients: int = 3, sec
 
 def main() -> int:
     """Command line entry point: prints the report as JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default=None)
-    parser.add_argument("--clients", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=2.5)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="kakanai-faults-") as tmp:
-        report = run(Path(tmp), database_url=args.database_url, clients=args.clients, seconds=args.seconds)
-    print(json.dumps(report, ensure_ascii=False, indent=2))
-    return 0 if report["ok"] else 1
+    return scenario_main(__doc__ or "", run, clients=3, seconds=2.5)
 
 
 if __name__ == "__main__":

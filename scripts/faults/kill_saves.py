@@ -10,10 +10,7 @@ fully there or fully absent; and the restarted service takes new saves.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -22,7 +19,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from faultlib import Server, create_cases, marked_answers, prepare_database, sqlite_url
+from faultlib import Server, create_cases, marked_answers, prepare_database, scenario_main, sqlite_url
 
 ORIGINAL_MARKER = "塚口ベーカリー"
 
@@ -129,15 +126,7 @@ def run(workdir: Path, *, database_url: str | None = None, clients: int = 4, sec
 
 def main() -> int:
     """Command line entry point: prints the report as JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default=None)
-    parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--seconds", type=float, default=1.5)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="kakanai-faults-") as tmp:
-        report = run(Path(tmp), database_url=args.database_url, clients=args.clients, seconds=args.seconds)
-    print(json.dumps(report, ensure_ascii=False, indent=2))
-    return 0 if report["ok"] else 1
+    return scenario_main(__doc__ or "", run, clients=4, seconds=1.5)
 
 
 if __name__ == "__main__":
