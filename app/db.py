@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING_CONVENTION = {
@@ -77,3 +80,36 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+# --- Throw-away PostgreSQL databases (tests, benchmarks, fault scripts) -----------------------------
+
+
+def create_postgres_database(server_url: str, *, prefix: str = "kakanai_scratch") -> str:
+    """Create a fresh, uniquely named database on the server of `server_url`; returns its URL."""
+    base = make_url(server_url)
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_postgres_database(url: str) -> None:
+    """Drop the database of `url`, closing whatever connections it still has."""
+    target = make_url(url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@contextmanager
+def postgres_scratch_database(server_url: str, *, prefix: str = "kakanai_scratch") -> Iterator[str]:
+    """A throw-away database for the length of the block (never touches the server's other databases)."""
+    url = create_postgres_database(server_url, prefix=prefix)
+    try:
+        yield url
+    finally:
+        drop_postgres_database(url)

@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ if "--no-accel" in sys.argv:
     sys.modules["_rl_accel"] = None  # type: ignore[assignment]
 
 from app.bench.visit import DEFAULT_HOUSEHOLD, signature_png  # noqa: E402
+from app.db import create_postgres_database, drop_postgres_database  # noqa: E402
 from app.forms import render  # noqa: E402
 from app.forms.determine import determine  # noqa: E402
 from app.forms.fonts import ROLE_NAME, ROLE_TEXT, load_fonts, strip_variation_selectors  # noqa: E402
@@ -216,30 +216,6 @@ def bench_profile(forms: Any, options: Any) -> list[str]:
 # --- 2. Cases per second through the API ---------------------------------------------------------------
 
 
-def _pg_database(server: str) -> str:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    base = make_url(server)
-    name = f"kakanai_perf_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return base.set(database=name).render_as_string(hide_password=False)
-
-
-def _drop_pg(url: str) -> None:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    target = make_url(url)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-    admin.dispose()
-
-
 def _prepare(url: str, data_dir: Path) -> Any:
     from app.cli import migrate
     from app.db import make_engine, make_sessionmaker
@@ -408,11 +384,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="kakanai-perf-") as tmp:
         print(bench_cases(f"sqlite:///{Path(tmp) / 'cases.db'}", "SQLite (file, WAL)", args.cases, Path(tmp)))
         if args.postgres:
-            url = _pg_database(args.postgres)
+            url = create_postgres_database(args.postgres, prefix="kakanai_perf")
             try:
                 print(bench_cases(url, "PostgreSQL (local server)", args.cases, Path(tmp)))
             finally:
-                _drop_pg(url)
+                drop_postgres_database(url)
         print("\n### Memory of one worker\n")
         print("\n".join(bench_memory(args.bundles, Path(tmp))))
         print("\n### Start-up\n")

@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +35,10 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from app.cli import migrate  # noqa: E402
-from app.db import make_engine  # noqa: E402
+from app.db import create_postgres_database, drop_postgres_database, make_engine  # noqa: E402
 from app.services import auth, cases, queue  # noqa: E402
 from app.services.clock import local_today  # noqa: E402
 from app.services.definitions import DefinitionRegistry  # noqa: E402
@@ -356,15 +353,9 @@ def main() -> int:
     parser.add_argument("--sse", type=int, default=500)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="kakanai-bench-"))
-    admin_url = None
+    pg_url = None
     if args.database_url.startswith("postgresql"):
-        base = make_url(args.database_url)
-        name = f"kakanai_bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
-        admin_url, url = base, base.set(database=name).render_as_string(hide_password=False)
+        url = pg_url = create_postgres_database(args.database_url, prefix="kakanai_bench")
     else:
         url = f"sqlite:///{tmp / 'bench.db'}"
     proc = None
@@ -387,7 +378,7 @@ def main() -> int:
                 pass
             time.sleep(0.1)
         results = asyncio.run(run(base_url, tokens, args.sse))
-        backend = "PostgreSQL" if admin_url else "SQLite"
+        backend = "PostgreSQL" if pg_url else "SQLite"
         print(f"\nbackend: {backend}; uvicorn 1 worker; live_poll_interval 0.5 s; {args.phones} phones, {args.sse} SSE\n")
         print("| series | requests | errors | req/s | p50 ms | p99 ms | max ms |")
         print("|---|---|---|---|---|---|---|")
@@ -403,11 +394,8 @@ def main() -> int:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        if admin_url is not None:
-            admin = create_engine(admin_url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
-            admin.dispose()
+        if pg_url is not None:
+            drop_postgres_database(pg_url)
     return 0
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,11 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.cli import migrate
-from app.db import make_engine
+from app.db import create_postgres_database, drop_postgres_database, make_engine
 from app.main import create_app
 from app.services import auth
 from app.services.definitions import DefinitionRegistry
@@ -30,36 +28,18 @@ MODEL_CASE = SHARED / "cases" / "model_move_in_family.json"
 PASSWORD = "correct horse battery staple"
 
 
-def _create_pg_database(url: str) -> str:
-    base = make_url(url)
-    name = f"kakanai_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return base.set(database=name).render_as_string(hide_password=False)
-
-
-def _drop_pg_database(url: str) -> None:
-    target = make_url(url)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-    admin.dispose()
-
-
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh, migrated database for this test session."""
     server = os.environ.get("TEST_DATABASE_URL")
     if server:
-        url = _create_pg_database(server)
+        url = create_postgres_database(server, prefix="kakanai_test")
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
     migrate(Settings(env="test", database_url=url, data_dir=tmp_path_factory.mktemp("data")))
     yield url
     if server:
-        _drop_pg_database(url)
+        drop_postgres_database(url)
 
 
 @pytest.fixture(scope="session")

@@ -21,10 +21,10 @@ import pytest
 from sqlalchemy.orm import Session
 
 from app.cli import migrate
-from app.db import make_engine
+from app.db import create_postgres_database, drop_postgres_database, make_engine
 from app.services import auth
 from app.settings import PROJECT_ROOT, Settings
-from tests.conftest import PASSWORD, _create_pg_database, _drop_pg_database
+from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.postgres
 
@@ -79,7 +79,7 @@ def instances(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, s
     """Two uvicorn processes (1 worker each) on one fresh, migrated PostgreSQL database."""
     if not SERVER.startswith("postgresql"):
         pytest.skip("needs PostgreSQL: set TEST_DATABASE_URL=postgresql+psycopg://... (.ci/run does)")
-    url = _create_pg_database(SERVER)
+    url = create_postgres_database(SERVER)
     procs: list[subprocess.Popen[bytes]] = []
     try:
         migrate(Settings(env="test", database_url=url, data_dir=tmp_path_factory.mktemp("two")))
@@ -96,7 +96,7 @@ def instances(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, s
         yield started[0][1], started[1][1]
     finally:
         _stop(procs)
-        _drop_pg_database(url)
+        drop_postgres_database(url)
 
 
 class SseReader:

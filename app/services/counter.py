@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict, ValidationFailed
 from app.forms.answers import PASSTHROUGH_KEYS, FieldError, lookup_postal_code, normalise_postal_code, validate_answers
 from app.forms.context import build_context
-from app.forms.determine import Instance
+from app.forms.determine import Instance, determine
 from app.forms.expr import MISSING, compile_expr
 from app.forms.loader import ADDRESS_PARTS, DefinitionSet
 from app.forms.mapping import resolve_form
@@ -48,6 +48,8 @@ class FieldView:
     required: bool
     error: str | None = None
     needed_by: list[str] = field(default_factory=list)
+    # Addresses report their errors per part (address.block); these are shown beside each part.
+    sub_errors: dict[str, str] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
@@ -84,7 +86,7 @@ class FieldView:
 
     def address_error(self, part: str) -> str | None:
         """The error of one part of an address (they are reported per part)."""
-        return self.sub_errors.get(part) if hasattr(self, "sub_errors") else None
+        return self.sub_errors.get(part)
 
 
 @dataclass
@@ -181,9 +183,9 @@ def _field_view(
     view = FieldView(key=key, full_path=full, definition=fdef, value=value, asked=asked or value not in (None, ""),
                      required=required, error=errors.get(full), needed_by=needed.get(full, []))
     if fdef.kind == "address":
-        view.sub_errors = {part: errors[f"{full}.{part}"] for part in ADDRESS_PARTS if f"{full}.{part}" in errors}  # type: ignore[attr-defined]
-        if view.error is None and view.sub_errors:  # type: ignore[attr-defined]
-            view.error = next(iter(view.sub_errors.values()))  # type: ignore[attr-defined]
+        view.sub_errors = {part: errors[f"{full}.{part}"] for part in ADDRESS_PARTS if f"{full}.{part}" in errors}
+        if view.error is None and view.sub_errors:
+            view.error = next(iter(view.sub_errors.values()))
     return view
 
 
@@ -211,8 +213,6 @@ class Panel:
 
 def panel(defs: DefinitionSet, answers: dict[str, Any], *, missing_paths: list[str], case_number: str = "") -> Panel:
     """Applications with reasons (plain Japanese) and, per application, the answers it still lacks."""
-    from app.forms.determine import determine
-
     try:
         instances = determine(defs, answers, case_number=case_number)
     except Exception:  # half-typed answers must never break the screen; the panel just stays empty

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,23 +52,11 @@ def sqlite_url(workdir: Path) -> str:
     return f"sqlite:///{workdir / 'faults.db'}"
 
 
-@contextlib.contextmanager
-def pg_database(server_url: str) -> Iterator[str]:
+def pg_database(server_url: str) -> contextlib.AbstractContextManager[str]:
     """A throw-away database on an existing PostgreSQL server (never restarted here)."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+    from app.db import postgres_scratch_database
 
-    base = make_url(server_url)
-    name = f"kakanai_faults_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    return postgres_scratch_database(server_url, prefix="kakanai_faults")
 
 
 def pg_binaries() -> Path | None:

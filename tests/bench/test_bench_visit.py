@@ -15,8 +15,8 @@ import pytest
 
 from app.bench import visit
 from app.cli import main
+from app.db import create_postgres_database, drop_postgres_database
 from app.metrics.baseline import SURVEY_BASELINE
-from tests.conftest import _create_pg_database, _drop_pg_database
 
 
 @pytest.fixture
@@ -26,9 +26,9 @@ def fresh_db() -> Iterator[str | None]:
     if not server:
         yield None
         return
-    url = _create_pg_database(server)
+    url = create_postgres_database(server)
     yield url
-    _drop_pg_database(url)
+    drop_postgres_database(url)
 
 
 def replay(db: str | None, overrides: dict[str, Any] | None = None, **kwargs: Any) -> visit.Result:
@@ -41,10 +41,10 @@ def replay(db: str | None, overrides: dict[str, Any] | None = None, **kwargs: An
 def baseline_run() -> Iterator[visit.Result]:
     """The model household with the shipped assumptions (one replay shared by the tests below)."""
     server = os.environ.get("TEST_DATABASE_URL")
-    url = _create_pg_database(server) if server else None
+    url = create_postgres_database(server) if server else None
     yield replay(url)
     if url:
-        _drop_pg_database(url)
+        drop_postgres_database(url)
 
 
 def test_the_model_household_replays_through_the_service(baseline_run: visit.Result) -> None:

@@ -19,11 +19,11 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from app.cli import migrate
-from app.db import make_engine
+from app.db import create_postgres_database, drop_postgres_database, make_engine
 from app.main import create_app
 from app.services import auth
 from app.settings import PROJECT_ROOT, Settings
-from tests.conftest import PASSWORD, _create_pg_database, _drop_pg_database
+from tests.conftest import PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -61,7 +61,7 @@ def running_server(tmp_path_factory: pytest.TempPathFactory, name: str, **overri
     """uvicorn in a thread on a free port, on its own migrated database (SQLite, or PostgreSQL with
     TEST_DATABASE_URL), with a counter clerk and an admin whose password is the tests' PASSWORD."""
     server_url = os.environ.get("TEST_DATABASE_URL")
-    url = _create_pg_database(server_url) if server_url else f"sqlite:///{tmp_path_factory.mktemp(name) / 'live.db'}"
+    url = create_postgres_database(server_url) if server_url else f"sqlite:///{tmp_path_factory.mktemp(name) / 'live.db'}"
     settings = Settings(env="test", database_url=url, data_dir=tmp_path_factory.mktemp(f"{name}-data"),
                         definitions_dir=PROJECT_ROOT / "form_definitions", **overrides)
     migrate(settings)
@@ -88,7 +88,7 @@ def running_server(tmp_path_factory: pytest.TempPathFactory, name: str, **overri
         thread.join(timeout=10)
         engine.dispose()
         if server_url:
-            _drop_pg_database(url)
+            drop_postgres_database(url)
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,11 @@ import schemathesis
 from fastapi import FastAPI
 
 from app.cli import migrate
-from app.db import make_engine, make_sessionmaker
+from app.db import create_postgres_database, drop_postgres_database, make_engine, make_sessionmaker
 from app.main import create_app
 from app.services import auth, cases
 from app.settings import PROJECT_ROOT, Settings
-from tests.conftest import MODEL_CASE, _create_pg_database, _drop_pg_database
+from tests.conftest import MODEL_CASE
 
 ENABLED = os.environ.get("KAKANAI_FUZZ") == "1"
 BUDGET_SECONDS = float(os.environ.get("KAKANAI_FUZZ_SECONDS", "180"))
@@ -63,7 +63,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def fuzz_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzRun]:
     """A migrated database with accounts and visits, and the app serving it."""
     server = os.environ.get("TEST_DATABASE_URL")
-    url = _create_pg_database(server) if server else f"sqlite:///{tmp_path_factory.mktemp('fuzzdb') / 'fuzz.db'}"
+    url = create_postgres_database(server) if server else f"sqlite:///{tmp_path_factory.mktemp('fuzzdb') / 'fuzz.db'}"
     settings = Settings(env="test", database_url=url, data_dir=tmp_path_factory.mktemp("fuzzdata"),
                         definitions_dir=PROJECT_ROOT / "form_definitions", live_poll_interval=0,
                         live_stream_max_seconds=0.2)  # event streams end at once instead of after minutes
@@ -91,7 +91,7 @@ def fuzz_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzRun]:
     yield run
     app.state.engine.dispose()
     if server:
-        _drop_pg_database(url)
+        drop_postgres_database(url)
 
 
 @pytest.fixture(scope="session")
