@@ -17,7 +17,7 @@ from app.forms.loader import load_definitions
 from app.forms.mapping import resolve_all, survey_totals, writing_saved
 from app.settings import PROJECT_ROOT
 
-DEFAULT_CASE = PROJECT_ROOT.parent / "shared" / "cases" / "model_move_in_family.json"
+DEFAULT_CASE = PROJECT_ROOT / "bench" / "households" / "model_move_in_family.json"
 ROWS = [("name", "氏名", "name_written"), ("address", "住所", "address_written"),
         ("birth_date", "生年月日", "birth_date_written"), ("phone", "電話番号", "phone_written")]
 

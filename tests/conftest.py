@@ -23,8 +23,8 @@ from app.services import auth
 from app.services.definitions import DefinitionRegistry
 from app.settings import PROJECT_ROOT, Settings
 
-SHARED = PROJECT_ROOT.parent / "shared"
-MODEL_CASE = SHARED / "cases" / "model_move_in_family.json"
+# The repository keeps its own copy of the benchmark household; nothing outside the tree is read.
+MODEL_CASE = PROJECT_ROOT / "bench" / "households" / "model_move_in_family.json"
 PASSWORD = "correct horse battery staple"
 
 
@@ -129,7 +129,7 @@ def counter_headers(client: TestClient, db: Session) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def model_case_raw() -> dict[str, Any]:
-    """The benchmark household exactly as shared/ ships it."""
+    """The benchmark household exactly as the repository keeps it (bench/households/)."""
     return json.loads(MODEL_CASE.read_text(encoding="utf-8"))
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
-MODEL_CASE = ROOT.parent / "shared" / "cases" / "model_move_in_family.json"
+MODEL_CASE = ROOT / "bench" / "households" / "model_move_in_family.json"
 PASSWORD = "fault-injection-password"  # noqa: S105 - a throw-away account in a temporary database
 
 if str(ROOT) not in sys.path:

@@ -24,7 +24,7 @@ from app.forms.expr import (
     compile_expr,
 )
 
-MODEL_CASE = Path("/work/shared/cases/model_move_in_family.json")
+MODEL_CASE = Path(__file__).resolve().parents[2] / "bench" / "households" / "model_move_in_family.json"
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 
 
