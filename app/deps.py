@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from app.db import session_scope
+from app import capacity
+from app.db import read_only_bind
 from app.errors import Unauthorized
 from app.forms.loader import DefinitionSet
 from app.models import StaffSession, User
@@ -18,9 +19,60 @@ from app.services import audit, auth, sessions
 from app.settings import Settings
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One session and one transaction per request: committed on success, rolled back on error."""
-    yield from session_scope(request.app.state.sessionmaker)
+def _writes_on_read(request: Request) -> bool:
+    route = request.scope.get("route")
+    return bool(getattr(route, "writes_on_read", True))
+
+
+def is_read_only(request: Request) -> bool:
+    """A GET/HEAD whose route writes nothing: its transaction reads a snapshot (SQLite BEGIN DEFERRED)
+    and never takes the write lock. Routes that record an audit entry or touch the staff session on
+    GET are found when the app is built (`mark_writing_routes`)."""
+    return request.method in ("GET", "HEAD") and not _writes_on_read(request)
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """One session and one transaction per request: committed on success, rolled back on error.
+
+    Async on purpose (app/capacity.py): waiting for a database slot holds no thread, the commit of a
+    sync endpoint happens at the end of its own thread trip, and finishing never waits for a thread.
+    """
+    sem = await capacity.gate(request.app).acquire()
+    try:
+        factory = request.app.state.sessionmaker
+        bind = read_only_bind(factory) if is_read_only(request) else None
+        session = factory(bind=bind) if bind is not None else factory()
+        fate = getattr(request.state, "fate", None)
+        session.info["fate"] = fate
+        token = capacity.current_session.set(session)
+        try:
+            yield session
+        except BaseException as exc:
+            keep = getattr(exc, "keep_changes", False) and (fate is None or fate.start_commit())
+            await capacity.run_unlimited(session.commit if keep else session.rollback)
+            raise
+        else:
+            if session.in_transaction():
+                if fate is None or fate.start_commit():
+                    await capacity.run_unlimited(session.commit)
+                else:  # answered 503 by the deadline: nothing of it is kept
+                    await capacity.run_unlimited(session.rollback)
+        finally:
+            capacity.current_session.reset(token)
+            await capacity.run_unlimited(session.close)
+    finally:
+        sem.release()
+
+
+def mark_writing_routes(app: FastAPI) -> None:
+    """Flag GET routes that write (an audit entry through ClientDep, the staff session's touch)."""
+    writers = {get_client, get_staff_session}
+
+    def uses(dependant: Any) -> bool:
+        return any(d.call in writers or uses(d) for d in dependant.dependencies)
+
+    for route in capacity.api_routes(app.router.routes):
+        route.writes_on_read = uses(route.dependant)  # type: ignore[attr-defined]
 
 
 def get_app_settings(request: Request) -> Settings:

@@ -9,8 +9,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from app import crypto
+from app import capacity, crypto
 from app.db import make_engine, make_sessionmaker
+from app.deps import mark_writing_routes
 from app.errors import install_error_handlers
 from app.routers import (
     api_admin,
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await capacity.size_thread_pool(app)
         await live.start(app)  # the per-process change watcher behind the resident page's SSE
         yield
         await live.stop(app)
@@ -60,7 +62,7 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
         docs_url="/docs" if settings.api_docs else None,
         redoc_url="/redoc" if settings.api_docs else None,
     )
-    engine = make_engine(settings.effective_database_url)
+    engine = make_engine(settings.effective_database_url, limits=settings.db_limits())
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
@@ -83,6 +85,8 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
     app.include_router(api_queue.router)
     app.include_router(resident.router)
     app.include_router(board.router)
+    mark_writing_routes(app)
+    capacity.install(app)  # last: it wraps every route's endpoint (app/capacity.py)
     return app
 
 

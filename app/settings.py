@@ -11,6 +11,7 @@ from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.crypto import KeyRing
+from app.db import DbLimits
 
 DEFAULT_SECRET = "dev-insecure-change-me"  # noqa: S105 - refused outside development, see below
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +58,20 @@ class Settings(BaseSettings):
     queue_default_open_counters: int = 2
     # "id1:base64(32 bytes),id2:..." — the first key encrypts, all decrypt (see `kakanai keys`).
     encryption_keys: SecretStr | None = None
+    # Request path under load (docs/reliability.md "Capacity"): sync work runs in `worker_threads`
+    # threads; at most `db_pool_size` requests per process use the database at once (the others wait,
+    # without holding a thread, up to `db_wait_timeout` seconds, then get a 503). Threads must exceed
+    # the pool so that a request holding a connection or a lock always finds a thread to finish on.
+    worker_threads: int = 40
+    db_pool_size: int = 20
+    db_pool_timeout: float = 5.0
+    db_wait_timeout: float = 8.0
+    # A statement or lock wait longer than this fails (PostgreSQL statement_timeout / lock_timeout,
+    # SQLite busy_timeout); a new connection gives up after db_connect_timeout; a request still
+    # unanswered after request_timeout gets a 503 (its transaction is rolled back, never half-saved).
+    db_statement_timeout: float = 15.0
+    db_connect_timeout: float = 5.0
+    request_timeout: float = 20.0
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
@@ -64,6 +79,8 @@ class Settings(BaseSettings):
             raise ValueError("KAKANAI_SECRET_KEY must be set to a random value in production")
         if self.env == "production" and len(self.secret_key.get_secret_value()) < 32:
             raise ValueError("KAKANAI_SECRET_KEY must be at least 32 characters in production")
+        if self.worker_threads < self.db_pool_size + 2 or self.db_pool_size < 1:
+            raise ValueError("KAKANAI_WORKER_THREADS must be at least KAKANAI_DB_POOL_SIZE + 2 (and the pool at least 1)")
         if self.env == "production" and self.encryption_keys is None:
             raise ValueError("KAKANAI_ENCRYPTION_KEYS must be set in production (kakanai keys generate)")
         return self
@@ -73,6 +90,12 @@ class Settings(BaseSettings):
         if self.encryption_keys is not None:
             return KeyRing.parse(self.encryption_keys.get_secret_value())
         return KeyRing.derived(self.secret_key.get_secret_value())
+
+    def db_limits(self) -> DbLimits:
+        """The database pool and timeouts (the pool has two spare connections: live watcher, probes)."""
+        return DbLimits(pool_size=self.db_pool_size, max_overflow=2 + self.db_pool_size // 4,
+                        pool_timeout=self.db_pool_timeout, statement_timeout=self.db_statement_timeout,
+                        connect_timeout=self.db_connect_timeout)
 
     @property
     def effective_database_url(self) -> str:

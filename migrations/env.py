@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 import app.models  # noqa: F401 - registers the tables on Base.metadata
-from app.db import Base, make_engine
+from app.db import Base, DbLimits, make_engine
 from app.settings import get_settings
 
 config = context.config
@@ -31,7 +31,7 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = make_engine(_url())
+    engine = make_engine(_url(), limits=DbLimits(statement_timeout=0))  # a migration may take long
     with engine.connect() as conn:
         context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
         with context.begin_transaction():
