@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.definitions = registry
     app.state.live = live.Hub()
+    live.install_notify()  # PostgreSQL: event writes NOTIFY the other instances (app/services/live.py)
     install_error_handlers(app)
     install_security(app, settings)
     app.include_router(health.router)

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     live_poll_interval: float = 0.5
     # An SSE stream ends after this long and the browser reconnects (bounds a graceful shutdown).
     live_stream_max_seconds: float = 300.0
+    # PostgreSQL: instances wake each other through LISTEN/NOTIFY; polling then only runs this often.
+    live_listen: bool = True
+    live_fallback_poll_interval: float = 5.0
     # Wait estimate: median of the last N services today, else these defaults (minutes) per queue
     # ("" is the one-stop counter; department queues fall back to departments.yaml service_minutes).
     queue_estimate_window: int = 10

@@ -1,19 +1,14 @@
-"""Two app processes on one PostgreSQL database: a ticket called through instance A reaches a phone
-connected (Server-Sent Events) to instance B within 2 seconds."""
+"""App processes on one PostgreSQL database: a ticket called through instance A reaches a phone
+connected (Server-Sent Events) to instance B within 2 seconds, through LISTEN/NOTIFY."""
 
 from __future__ import annotations
 
 import json
 import os
 import queue as stdlib_queue
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,64 +18,27 @@ from sqlalchemy.orm import Session
 from app.cli import migrate
 from app.db import create_postgres_database, drop_postgres_database, make_engine
 from app.services import auth
-from app.settings import PROJECT_ROOT, Settings
+from app.settings import Settings
 from tests.conftest import PASSWORD
+from tests.uvicorn_proc import uvicorn_processes
 
 pytestmark = pytest.mark.postgres
 
 SERVER = os.environ.get("TEST_DATABASE_URL", "")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    env = {**os.environ, "KAKANAI_ENV": "test", "KAKANAI_DATABASE_URL": url, "KAKANAI_DATA_DIR": str(data_dir),
-           "KAKANAI_LOG_LEVEL": "WARNING", "KAKANAI_LIVE_POLL_INTERVAL": "0.5"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning", "--timeout-graceful-shutdown", "2"],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    return proc, f"http://127.0.0.1:{port}"
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], base: str, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"uvicorn exited: {proc.stderr.read().decode(errors='replace')[-2000:]}")  # type: ignore[union-attr]
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{base} did not become ready")
-
-
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    running = [p for p in procs if p.poll() is None]
-    for proc in running:
-        proc.send_signal(signal.SIGTERM)
-    for proc in running:
-        try:
-            proc.wait(timeout=8)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+# Polling is slowed to once a minute: within the test only a NOTIFY can deliver a change. Instance C
+# is the control: it does not LISTEN, so the same change does not reach its phone in time.
+SLOW_POLL = {"KAKANAI_LIVE_POLL_INTERVAL": "60", "KAKANAI_LIVE_FALLBACK_POLL_INTERVAL": "60"}
+ENVS = [SLOW_POLL, SLOW_POLL, {**SLOW_POLL, "KAKANAI_LIVE_LISTEN": "false"}]
 
 
 @pytest.fixture(scope="module")
-def instances(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """Two uvicorn processes (1 worker each) on one fresh, migrated PostgreSQL database."""
+def instances(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, str]]:
+    """Three uvicorn processes (1 worker each) on one fresh, migrated PostgreSQL database."""
     if not SERVER.startswith("postgresql"):
         pytest.skip("needs PostgreSQL: set TEST_DATABASE_URL=postgresql+psycopg://... (.ci/run does)")
     url = create_postgres_database(SERVER)
-    procs: list[subprocess.Popen[bytes]] = []
     try:
         migrate(Settings(env="test", database_url=url, data_dir=tmp_path_factory.mktemp("two")))
         engine = make_engine(url)
@@ -88,14 +46,10 @@ def instances(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, s
             auth.create_user(s, username="clerk", password=PASSWORD, role="counter")
             s.commit()
         engine.dispose()
-        started = [_start(url, tmp_path_factory.mktemp("inst")) for _ in range(2)]
-        procs = [p for p, _ in started]
-        deadline = time.monotonic() + 30
-        for proc, base in started:
-            _wait_ready(proc, base, deadline)
-        yield started[0][1], started[1][1]
+        dirs = [tmp_path_factory.mktemp("inst") for _ in ENVS]
+        with uvicorn_processes(url, dirs, envs=ENVS) as procs:
+            yield procs[0].base, procs[1].base, procs[2].base
     finally:
-        _stop(procs)
         drop_postgres_database(url)
 
 
@@ -143,8 +97,8 @@ class SseReader:
         self._client.close()
 
 
-def test_a_call_on_instance_a_reaches_a_phone_on_instance_b(instances: tuple[str, str]) -> None:
-    a, b = instances
+def test_a_call_on_instance_a_reaches_a_phone_on_instance_b(instances: tuple[str, str, str]) -> None:
+    a, b, c = instances
     with httpx.Client(base_url=a, timeout=10) as api:
         token = api.post("/api/v1/auth/token", data={"username": "clerk", "password": PASSWORD}).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
@@ -152,7 +106,10 @@ def test_a_call_on_instance_a_reaches_a_phone_on_instance_b(instances: tuple[str
         mine = api.post("/api/v1/queue/tickets", json={"life_events": ["birth"]}, headers=headers).json()
         phone_b = SseReader(f"{b}/q/{mine['status_token']}/events?lang=en")
         phone_a = SseReader(f"{a}/q/{mine['status_token']}/events?lang=en")
+        phone_c = SseReader(f"{c}/q/{mine['status_token']}/events?lang=en")
         try:
+            _, status = phone_c.until(lambda s: True, timeout=5)
+            assert status["ticket"]["position"] == 2
             assert phone_b.headers["content-type"].startswith("text/event-stream")
             assert phone_b.headers["cache-control"] == "no-store"
             _, status = phone_b.until(lambda s: True, timeout=5)
@@ -175,8 +132,13 @@ def test_a_call_on_instance_a_reaches_a_phone_on_instance_b(instances: tuple[str
             # The phone on A (the instance that made the change) gets it the same way.
             arrived_a, _ = phone_a.until(lambda s: s["ticket"]["status"] == "called", timeout=5)
             assert arrived_a - sent < 2.0
+            # The control instance, which does not LISTEN and polls once a minute, has told its phone
+            # nothing of either call: what reached A's and B's phones was the NOTIFY.
+            with pytest.raises(AssertionError, match="no matching status"):
+                phone_c.until(lambda s: s["ticket"]["ahead"] == 0, timeout=1.0)
             # Both instances answer the JSON the same.
             assert httpx.get(f"{b}/api/v1/status/{mine['status_token']}").json()["ticket"]["status"] == "called"
         finally:
             phone_a.close()
             phone_b.close()
+            phone_c.close()

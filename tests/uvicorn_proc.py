@@ -38,7 +38,7 @@ class UvicornProcess:
                "--log-level", "warning", "--timeout-graceful-shutdown", "2"]
         if workers > 1:
             cmd += ["--workers", str(workers)]
-        self._stderr = open(data_dir / "uvicorn.stderr", "w+b")  # noqa: SIM115 - closed in stop()
+        self._stderr = open(data_dir / "uvicorn.stderr", "w+b")  # closed in stop()
         self.proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=full_env, stdout=subprocess.DEVNULL,
                                      stderr=self._stderr, start_new_session=True)
 
@@ -82,13 +82,15 @@ class UvicornProcess:
 
 
 @contextmanager
-def uvicorn_processes(url: str, data_dirs: list[Path], *, workers: int = 1,
-                      env: dict[str, str] | None = None) -> Iterator[list[UvicornProcess]]:
-    """Start one server per data directory on the database `url`; all are stopped when the block ends."""
+def uvicorn_processes(url: str, data_dirs: list[Path], *, workers: int = 1, env: dict[str, str] | None = None,
+                      envs: list[dict[str, str]] | None = None) -> Iterator[list[UvicornProcess]]:
+    """Start one server per data directory on the database `url` (`envs[i]` added to the i-th one's
+    environment); all are stopped when the block ends, also when it fails."""
     procs: list[UvicornProcess] = []
     try:
-        for data_dir in data_dirs:
-            procs.append(UvicornProcess(url, data_dir, workers=workers, env=env))
+        for i, data_dir in enumerate(data_dirs):
+            extra = {**(env or {}), **(envs[i] if envs else {})}
+            procs.append(UvicornProcess(url, data_dir, workers=workers, env=extra))
         deadline = time.monotonic() + 60
         for proc in procs:
             proc.wait_ready(deadline)

@@ -153,16 +153,36 @@ def satisfaction_form(
     return RedirectResponse(f"/q/{token}?thanks=1", status_code=303, headers=PRIVATE_HEADERS)
 
 
-@router.get("/api/v1/status/{token}", summary="住民向け：手続きの状況（JSON）")
-async def status_json(token: str, request: Request) -> JSONResponse:
-    """The same data as the page, with every word in the chosen language (`?lang=`, cookie, Accept-Language)."""
+def not_modified(request: Request, tag: str) -> bool:
+    """Whether the client's If-None-Match already names this entity tag."""
+    header = request.headers.get("if-none-match")
+    if not header:
+        return False
+    return header.strip() == "*" or tag in {t.strip().removeprefix("W/") for t in header.split(",")}
+
+
+@router.get("/api/v1/status/{token}", summary="住民向け：手続きの状況（JSON）",
+            responses={304: {"description": "If-None-Match の ETag から変わっていません（本文なし）"}})
+async def status_json(token: str, request: Request) -> Response:
+    """The same data as the page, with every word in the chosen language (`?lang=`, cookie, Accept-Language).
+
+    Every answer carries an `ETag`; a poll that sends it back in `If-None-Match` gets `304 Not Modified`
+    (no body) while nothing changed. The status is kept per visit and language in the process and
+    dropped as soon as the live watcher sees an event of the visit or of its queue.
+    """
     lang = language(request)
-    try:
-        _case_id, view = await current_view(request.app, token, lang)
-    except NotFound as exc:
-        message = i18n.gettext_for(lang)(exc.message)
-        return JSONResponse({"error": exc.code, "message": message}, status_code=404, headers=PRIVATE_HEADERS)
-    return JSONResponse(view, headers=PRIVATE_HEADERS)
+    hit = status_cache(request.app).encoded(token, lang)
+    if hit is None:
+        try:
+            _case_id, view = await current_view(request.app, token, lang)
+        except NotFound as exc:
+            message = i18n.gettext_for(lang)(exc.message)
+            return JSONResponse({"error": exc.code, "message": message}, status_code=404, headers=PRIVATE_HEADERS)
+        hit = resident_status.etag(view), resident_status.encode(view)
+    tag, body = hit
+    if not_modified(request, tag):
+        return Response(status_code=304, headers={**PRIVATE_HEADERS, "ETag": tag})
+    return Response(body, media_type="application/json", headers={**PRIVATE_HEADERS, "ETag": tag})
 
 
 @router.post("/api/v1/status/{token}/satisfaction", status_code=201, summary="住民向け：手続満足度（JSON）")

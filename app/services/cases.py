@@ -6,7 +6,7 @@ import datetime as dt
 import secrets
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -20,20 +20,32 @@ from app.services import masking
 STATUSES = ("interviewing", "signed", "routing", "closed", "cancelled")
 
 
-def next_ticket_number(session: Session, *, office: str, day: dt.date) -> int:
-    """Issue the next ticket number of the office and day; safe under concurrent requests."""
-    dialect = session.get_bind().dialect.name
+def _increment_counter(conn: Session | Connection, dialect: str, office: str, day: dt.date) -> int:
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(
-        insert(TicketCounter).values(office=office, day=day, last_number=0).on_conflict_do_nothing()
-    )
+    conn.execute(insert(TicketCounter).values(office=office, day=day, last_number=0).on_conflict_do_nothing())
     # The row lock taken by UPDATE serialises concurrent issuers; RETURNING gives each its own number.
-    return session.execute(
+    return conn.execute(
         update(TicketCounter)
         .where(TicketCounter.office == office, TicketCounter.day == day)
         .values(last_number=TicketCounter.last_number + 1)
         .returning(TicketCounter.last_number)
     ).scalar_one()
+
+
+def next_ticket_number(session: Session, *, office: str, day: dt.date) -> int:
+    """Issue the next ticket number of the office and day; safe under concurrent requests.
+
+    On PostgreSQL the number comes from a short transaction of its own (when the session's factory
+    names its engine): the counter row is locked for one statement, not for the whole visit's
+    transaction, so kiosks do not queue behind each other. A visit that then fails leaves a gap in
+    the numbers, never a duplicate. SQLite serialises writers anyway and keeps it in the transaction.
+    """
+    dialect = session.get_bind().dialect.name
+    engine = session.info.get("own_engine")
+    if dialect == "postgresql" and engine is not None:
+        with engine.begin() as conn:
+            return _increment_counter(conn, dialect, office, day)
+    return _increment_counter(session, dialect, office, day)
 
 
 def _validated(defs: DefinitionSet, raw: Any, *, today: dt.date, draft: bool) -> Validated:

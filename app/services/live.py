@@ -7,10 +7,14 @@ writes one — and wakes the subscribers it concerns: queue events (a ticket cal
 arrival) move everybody's position, so they wake every subscriber; other events (a routing step done,
 a satisfaction answer) wake only that visit's subscribers.
 
-Why polling rather than PostgreSQL LISTEN/NOTIFY: the same code works on SQLite, costs one indexed
-range scan per interval per process, and needs no dedicated connection. Ids are handed out when a row
-is inserted but become visible when its transaction commits, which may be out of order; the watcher
-therefore re-reads a window of recent ids and remembers which it has seen, so a late commit is not lost.
+On PostgreSQL, instances also tell each other directly: every transaction that writes events sends
+`NOTIFY kakanai_events` with them (delivered when it commits, dropped when it rolls back), and each
+process holds one LISTEN connection that publishes them to its hub at once. Polling stays as the
+safety net, slower (`live_fallback_poll_interval`) while the listener is connected; when it drops,
+polling goes back to `live_poll_interval` until it reconnects. SQLite (one instance) only polls.
+Ids are handed out when a row is inserted but become visible when its transaction commits, which may
+be out of order; the watcher therefore re-reads a window of recent ids and remembers which it has
+seen, so a late commit is not lost, and an event both notified and polled is published once.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 
 import anyio
 from fastapi import FastAPI
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import events
@@ -72,6 +76,8 @@ class Hub:
     def __init__(self) -> None:
         self.running = False
         self.closed = False
+        self.listening = False  # a PostgreSQL LISTEN connection is up (see Listener)
+        self.notified = 0  # changes first learnt from a NOTIFY (the rest came from polling)
         self.queue_seq = 0
         self._tick = 0
         self._case_seq: dict[str, int] = {}
@@ -145,10 +151,12 @@ class Hub:
 class Watcher:
     """Reads newly committed events; `poll` is synchronous and runs in a worker thread."""
 
-    def __init__(self, engine: Engine, hub: Hub, *, interval: float, lookback: int = LOOKBACK) -> None:
+    def __init__(self, engine: Engine, hub: Hub, *, interval: float, lookback: int = LOOKBACK,
+                 fallback_interval: float | None = None) -> None:
         self.engine = engine
         self.hub = hub
         self.interval = interval
+        self.fallback_interval = max(interval, fallback_interval or interval)
         self.lookback = lookback
         self._high: int | None = None
         self._seen: set[Change] = set()
@@ -170,6 +178,15 @@ class Watcher:
         self._high = max([high, *(row[0] for row in rows)])
         return [] if first else new
 
+    def notified(self, change: Change) -> bool:
+        """A change a NOTIFY announced: published now unless already seen (returns whether it was new)."""
+        if change in self._seen:
+            return False
+        self._seen.add(change)
+        self.hub.notified += 1
+        self.hub.publish([change])
+        return True
+
     async def run(self) -> None:
         """Poll forever; a failing database is logged (once per outage) and retried."""
         failing = False
@@ -190,7 +207,77 @@ class Watcher:
                 failing = False
                 self.hub.running = True
                 self.hub.publish(changes)
-            await asyncio.sleep(self.interval)
+            await asyncio.sleep(self.fallback_interval if self.hub.listening else self.interval)
+
+
+# --- PostgreSQL LISTEN/NOTIFY: instances wake each other's subscribers directly ----------------------
+
+CHANNEL = "kakanai_events"
+_PENDING = "live_notify"
+
+
+def _collect_events(session: Session, _flush_context: Any) -> None:
+    # after_flush: the flushed CaseEvents have their ids; NOTIFY them in the same transaction (sent on
+    # commit, dropped with a rollback).
+    bind = session.get_bind()
+    if bind.dialect.name != "postgresql":
+        return
+    payloads = [f"{obj.id}:{obj.case_id}:{obj.kind}" for obj in session.new if isinstance(obj, CaseEvent)]
+    if not payloads:
+        return
+    conn = session.connection()
+    for payload in payloads:
+        conn.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": payload})
+
+
+def install_notify() -> None:
+    """Every session sends NOTIFY for the events it writes on PostgreSQL (idempotent)."""
+    if not event.contains(Session, "after_flush", _collect_events):
+        event.listen(Session, "after_flush", _collect_events)
+
+
+def parse_payload(payload: str) -> Change | None:
+    """`id:case_id:kind` as sent by `_collect_events` (None for anything else)."""
+    parts = payload.split(":", 2)
+    if len(parts) != 3 or not parts[0].isdigit():
+        return None
+    return int(parts[0]), parts[1], parts[2]
+
+
+class Listener:
+    """One LISTEN connection per process; reconnects after a failure (polling covers the gap)."""
+
+    def __init__(self, engine: Engine, watcher: Watcher, *, retry_seconds: float = 2.0) -> None:
+        self.url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.watcher = watcher
+        self.retry_seconds = retry_seconds
+
+    async def run(self) -> None:
+        """Listen forever: publish each notified change at once."""
+        import psycopg
+
+        hub = self.watcher.hub
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=5)
+                try:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    hub.listening = True
+                    # Events committed while not listening were only seen by polling: look once now.
+                    hub.invalidate()
+                    async for note in conn.notifies():
+                        change = parse_payload(note.payload)
+                        if change is not None:
+                            self.watcher.notified(change)
+                finally:
+                    hub.listening = False
+                    await conn.close()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database restarts: poll at full speed until it is back
+                hub.listening = False
+                log.warning("live listener disconnected: %s", type(exc).__name__)
+            await asyncio.sleep(self.retry_seconds)
 
 
 def _sqlite_reader(dbapi_connection: Any, _record: Any) -> None:
@@ -232,20 +319,25 @@ async def start(app: FastAPI) -> None:
     reader = reader_engine(app.state.engine)
     app.state.live_engine = reader
     app.state.live_sessionmaker = make_sessionmaker(reader)
-    watcher = Watcher(reader, hub, interval=interval)
+    settings = app.state.settings
+    watcher = Watcher(reader, hub, interval=interval, fallback_interval=settings.live_fallback_poll_interval)
     app.state.live_task = asyncio.create_task(watcher.run(), name="kakanai-live-watcher")
+    if reader.dialect.name == "postgresql" and settings.live_listen:
+        listener = Listener(reader, watcher)
+        app.state.live_listen_task = asyncio.create_task(listener.run(), name="kakanai-live-listener")
 
 
 async def stop(app: FastAPI) -> None:
     """Stop the watcher and end the streams (lifespan shutdown)."""
     hub: Hub = app.state.live
     hub.close()
-    task: asyncio.Task[Any] | None = getattr(app.state, "live_task", None)
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        app.state.live_task = None
+    for name in ("live_listen_task", "live_task"):
+        task: asyncio.Task[Any] | None = getattr(app.state, name, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            setattr(app.state, name, None)
     reader: Engine | None = getattr(app.state, "live_engine", None)
     if reader is not None and reader is not app.state.engine:
         reader.dispose()

@@ -66,6 +66,16 @@ ONE_STOP = N_("総合窓口")
 Positions = dict[str, int]
 
 
+def encode(view: dict[str, Any]) -> bytes:
+    """The JSON body of a localized status (the bytes a JSONResponse would send)."""
+    return json.dumps(view, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+def etag(view: dict[str, Any]) -> str:
+    """The HTTP entity tag of a localized status: its content digest (`version`)."""
+    return f'"{view["version"]}"'
+
+
 class StatusCache:
     """Per-process caches of the status, kept exact by the live hub's change counters.
 
@@ -82,7 +92,7 @@ class StatusCache:
         self._lock = threading.Lock()
         self._case_ids: OrderedDict[str, str] = OrderedDict()
         self._bases: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
-        self._views: OrderedDict[tuple[str, str], tuple[str, tuple[int, int], dict[str, Any]]] = OrderedDict()
+        self._views: OrderedDict[tuple[str, str], tuple[str, tuple[int, int], dict[str, Any], bytes]] = OrderedDict()
         self._documents: OrderedDict[tuple[str, int, str], tuple[list[str], dict[str, list[str]]]] = OrderedDict()
         self._queues: dict[tuple[str, dt.date, str], tuple[int, Positions, ServiceStats]] = {}
         self._queue_locks: dict[tuple[str, dt.date, str], threading.Lock] = {}
@@ -123,21 +133,30 @@ class StatusCache:
         """Keep the visit's own part, read after `case_seq` was."""
         self._put(self._bases, case_id, (case_seq, base))
 
-    def view(self, token: str, lang: str) -> dict[str, Any] | None:
-        """A localized status ready to send, if nothing it depends on changed (no database touched)."""
+    def _entry(self, token: str, lang: str) -> tuple[str, tuple[int, int], dict[str, Any], bytes] | None:
         if not self.live:
             return None
         with self._lock:
             entry = self._views.get((token, lang))
         if entry is None or entry[1] != self.versions(entry[0]):
             return None
-        return entry[2]
+        return entry
+
+    def view(self, token: str, lang: str) -> dict[str, Any] | None:
+        """A localized status ready to send, if nothing it depends on changed (no database touched)."""
+        entry = self._entry(token, lang)
+        return entry[2] if entry is not None else None
+
+    def encoded(self, token: str, lang: str) -> tuple[str, bytes] | None:
+        """The same, as (ETag, JSON body): a poll that changed nothing costs a dict lookup."""
+        entry = self._entry(token, lang)
+        return (etag(entry[2]), entry[3]) if entry is not None else None
 
     def keep_view(self, token: str, lang: str, status: dict[str, Any], view: dict[str, Any]) -> None:
         """Keep a localized status built from parts read at `status["_versions"]`."""
         versions = status.get("_versions")
         if versions is not None and self.live:
-            self._put(self._views, (token, lang), (status["case_id"], versions, view))
+            self._put(self._views, (token, lang), (status["case_id"], versions, view, encode(view)))
 
     def forget(self, token: str) -> None:
         """Drop a visit's cached parts (this process just changed it)."""

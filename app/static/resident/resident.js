@@ -72,10 +72,18 @@
 
   function poll() {
     if (pollTimer) { return; }
+    var etag = null;
     var tick = function () {
-      fetch(jsonUrl, { headers: { "Accept": "application/json" }, cache: "no-store", credentials: "same-origin" })
-        .then(function (r) { return r.ok ? r.json() : null; })
-        .then(render)
+      // The status is not stored (no-store): send its ETag back ourselves; 304 means nothing changed.
+      var headers = { "Accept": "application/json" };
+      if (etag) { headers["If-None-Match"] = etag; }
+      fetch(jsonUrl, { headers: headers, cache: "no-store", credentials: "same-origin" })
+        .then(function (r) {
+          if (r.status === 304 || !r.ok) { return null; }
+          etag = r.headers.get("ETag");
+          return r.json();
+        })
+        .then(function (s) { if (s) { render(s); } })
         .catch(function () { /* offline for a moment: try again on the next tick */ });
     };
     tick();
