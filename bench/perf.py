@@ -310,7 +310,11 @@ def bench_memory(bundles: int, data_dir: Path) -> list[str]:
             after = _rss_kib(proc.pid)
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
     return ["| moment | RSS |", "|---|---:|",
             f"| after start-up (`/readyz` answered) | {started / 1024:.0f} MiB |",
             f"| after the first bundle (fonts loaded) | {one / 1024:.0f} MiB |",

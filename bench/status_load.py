@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import os
 import random
 import signal
@@ -346,12 +347,27 @@ async def run(base: str, tokens: list[str], sse_count: int) -> dict[str, Any]:
     return results
 
 
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the server's whole process group (SIGTERM, then SIGKILL); also at exit and on SIGTERM."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=10)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", default="", help="PostgreSQL server URL (a throw-away database is made); default SQLite")
     parser.add_argument("--phones", type=int, default=1000)
     parser.add_argument("--sse", type=int, default=500)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # unwind: the finally below stops the server
     tmp = Path(tempfile.mkdtemp(prefix="kakanai-bench-"))
     pg_url = None
     if args.database_url.startswith("postgresql"):
@@ -368,7 +384,9 @@ def main() -> int:
                "KAKANAI_LOG_LEVEL": "WARNING", "KAKANAI_LIVE_POLL_INTERVAL": "0.5"}
         proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),  # noqa: S603
                                  "--workers", "1", "--log-level", "warning", "--no-access-log",
-                                 "--timeout-graceful-shutdown", "2", "--backlog", "4096"], cwd=ROOT, env=env)
+                                 "--timeout-graceful-shutdown", "2", "--backlog", "4096"], cwd=ROOT, env=env,
+                                start_new_session=True)
+        atexit.register(_stop_group, proc)
         base_url = f"http://127.0.0.1:{port}"
         for _ in range(200):
             try:
@@ -388,12 +406,8 @@ def main() -> int:
                       f"| {r['p99_ms']:.1f} | {r['max_ms']:.1f} |")
         print(f"\n{args.sse} SSE streams connected in {results['C_connect_s']:.1f} s")
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        if proc is not None:
+            _stop_group(proc)
         if pg_url is not None:
             drop_postgres_database(pg_url)
     return 0

@@ -7,6 +7,7 @@ Every loop here is bounded in count and time and talks only to 127.0.0.1.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import copy
 import json
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,6 +33,27 @@ PASSWORD = "fault-injection-password"  # noqa: S105 - a throw-away account in a 
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+# Every server and private PostgreSQL this process started and has not stopped yet: stopped at exit,
+# whatever ended the script (an exception, Ctrl-C, SIGTERM), so nothing is left listening.
+_RUNNING: list[Any] = []
+
+
+def stop_everything() -> None:
+    """Stop what is still running (servers first, then private PostgreSQL instances)."""
+    for thing in list(reversed(_RUNNING)):
+        with contextlib.suppress(Exception):
+            thing.stop_for_exit()
+    _RUNNING.clear()
+
+
+def _terminated(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds: finally blocks and atexit run
+
+
+atexit.register(stop_everything)
+if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+    signal.signal(signal.SIGTERM, _terminated)
 
 
 def free_port() -> int:
@@ -119,8 +142,14 @@ class PrivatePostgres:
         """Start (waits until it accepts connections)."""
         opts = (f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
                 "-c max_connections=50 -c shared_buffers=16MB")
+        if self not in _RUNNING:
+            _RUNNING.insert(0, self)  # stopped after the servers that use it
         self._run(str(self.bins / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w", "-t", "30",
                   "start")
+
+    def stop_for_exit(self) -> None:
+        """At exit: stop like a crash (the directory is thrown away)."""
+        self.stop("immediate")
 
     def stop(self, mode: str = "fast") -> None:
         """Stop (fast: disconnects everyone; immediate: like a crash)."""
@@ -152,6 +181,8 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         yield pg
     finally:
         pg.stop("immediate")
+        if pg in _RUNNING:
+            _RUNNING.remove(pg)
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -200,6 +231,7 @@ class Server:
             [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(self.port),
              "--no-access-log", "--timeout-graceful-shutdown", "2"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        _RUNNING.append(self)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -218,6 +250,12 @@ class Server:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
+        if self in _RUNNING:
+            _RUNNING.remove(self)
+
+    def stop_for_exit(self) -> None:
+        """At exit: a normal shutdown, SIGKILL if it does not end."""
+        self.stop()
 
     def stop(self) -> None:
         """A normal shutdown."""
@@ -227,6 +265,8 @@ class Server:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.kill()
+        if self in _RUNNING:
+            _RUNNING.remove(self)
 
 
 def create_cases(base: str, token: str, count: int) -> list[dict[str, Any]]:

@@ -60,7 +60,11 @@ def run(workdir: Path, *, database_url: str | None = None, clients: int = 3, sec
     headers = {"Authorization": f"Bearer {tokens['counter']}"}
     server = Server(url, workdir)
     server.start()
-    cases = create_cases(server.base, tokens["counter"], clients)
+    try:
+        cases = create_cases(server.base, tokens["counter"], clients)
+    except BaseException:
+        server.stop()  # (anything later that fails is stopped at exit: faultlib.stop_everything)
+        raise
     acked = {c["id"]: 0 for c in cases}
     inflight = {c["id"]: 0 for c in cases}
     digests: dict[str, set[str]] = {c["id"]: set() for c in cases}

@@ -46,7 +46,11 @@ def run(workdir: Path, *, database_url: str | None = None, clients: int = 4, sec
     headers = {"Authorization": f"Bearer {tokens['counter']}"}
     server = Server(url, workdir)
     server.start()
-    cases = create_cases(server.base, tokens["counter"], clients)
+    try:
+        cases = create_cases(server.base, tokens["counter"], clients)
+    except BaseException:
+        server.stop()  # (anything later that fails is stopped at exit: faultlib.stop_everything)
+        raise
     acked = {c["id"]: 1 for c in cases}
     inflight: dict[str, int | None] = {c["id"]: None for c in cases}
     other_status: list[int] = []
