@@ -8,6 +8,7 @@ no CSRF token because a forged cross-site post would have to know the unguessabl
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
@@ -16,7 +17,7 @@ from fastapi import APIRouter, Body, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from app import i18n
+from app import capacity, i18n
 from app.deps import SessionDep
 from app.errors import AppError, NotFound
 from app.services import resident_status
@@ -96,9 +97,20 @@ def _cached_view(app: FastAPI, token: str, lang: str) -> tuple[str, dict[str, An
     return raw["case_id"], view
 
 
+async def read_view(app: FastAPI, token: str, lang: str, *, use_cache: bool = True) -> tuple[str, dict[str, Any]]:
+    """Build the status in a worker thread, after taking one of the process's database slots (the
+    same admission as every request's session: app/capacity.py), so that phones woken by a call can
+    never take every thread while requests that hold connections wait for one."""
+    sem = await capacity.gate(app).acquire()
+    try:
+        return await run_in_threadpool(functools.partial(_view, app, token, lang, use_cache=use_cache))
+    finally:
+        sem.release()
+
+
 async def current_view(app: FastAPI, token: str, lang: str) -> tuple[str, dict[str, Any]]:
     """The status to send: from the caches when nothing changed, else read in a worker thread."""
-    return _cached_view(app, token, lang) or await run_in_threadpool(_view, app, token, lang)
+    return _cached_view(app, token, lang) or await read_view(app, token, lang)
 
 
 def _not_found_page(request: Request, lang: str) -> Response:
@@ -109,12 +121,13 @@ def _not_found_page(request: Request, lang: str) -> Response:
 
 
 def _render_page(request: Request, token: str, lang: str, *, errors: list[dict[str, str]] | None = None,
-                 comment: str = "", status_code: int = 200) -> Response:
-    try:
-        # Always fresh: the page is loaded once, then kept current by SSE or polling.
-        _case_id, view = _view(request.app, token, lang, use_cache=False)
-    except NotFound:
-        return _not_found_page(request, lang)
+                 comment: str = "", status_code: int = 200, view: dict[str, Any] | None = None) -> Response:
+    if view is None:
+        try:
+            # Always fresh: the page is loaded once, then kept current by SSE or polling.
+            _case_id, view = _view(request.app, token, lang, use_cache=False)
+        except NotFound:
+            return _not_found_page(request, lang)
     context = {
         **page_context(request, lang), "status": view, "token": token,
         "json_url": f"/api/v1/status/{token}?lang={lang}", "events_url": f"/q/{token}/events?lang={lang}",
@@ -127,9 +140,14 @@ def _render_page(request: Request, token: str, lang: str, *, errors: list[dict[s
 
 
 @router.get("/q/{token}", response_class=HTMLResponse, summary="住民向け：手続きの状況（スマートフォン）")
-def resident_page(token: str, request: Request) -> Response:
+async def resident_page(token: str, request: Request) -> Response:
     """Ticket number, place in the queue, each department's step, what to bring; in the resident's language."""
-    return _render_page(request, token, language(request))
+    lang = language(request)
+    try:
+        _case_id, view = await read_view(request.app, token, lang, use_cache=False)
+    except NotFound:
+        return _not_found_page(request, lang)
+    return _render_page(request, token, lang, view=view)
 
 
 @router.post("/q/{token}/satisfaction", response_class=HTMLResponse, summary="住民向け：手続満足度（フォーム送信）")

@@ -297,7 +297,10 @@ def reader_engine(engine: Engine) -> Engine:
     """
     if engine.dialect.name != "sqlite":
         return engine
-    reader = create_engine(engine.url, connect_args={"check_same_thread": False, "timeout": 10}, hide_parameters=True)
+    pool = engine.pool
+    sizes = {"pool_size": pool.size(), "max_overflow": getattr(pool, "_max_overflow", 10)} if hasattr(pool, "size") else {}
+    reader = create_engine(engine.url, connect_args={"check_same_thread": False, "timeout": 10}, hide_parameters=True,
+                           **sizes)
     event.listen(reader, "connect", _sqlite_reader)
     event.listen(reader, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
     return reader
