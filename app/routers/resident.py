@@ -75,7 +75,8 @@ def _view(app: FastAPI, token: str, lang: str, *, use_cache: bool = True) -> tup
         session.connection(execution_options={"sqlite_begin": "DEFERRED"})
         raw = resident_status.build_status(session, token=token, defs=defs, defaults=wait_defaults(settings, defs),
                                            cache=cache, use_cache=use_cache)
-    view = resident_status.localize(raw, defs=defs, lang=lang, gettext=i18n.gettext_for(lang))
+    view = (cache.reuse(token, lang, raw) if use_cache else None) \
+        or resident_status.localize(raw, defs=defs, lang=lang, gettext=i18n.gettext_for(lang))
     if use_cache:
         cache.keep_view(token, lang, raw, view)
     return raw["case_id"], view
@@ -92,7 +93,8 @@ def _cached_view(app: FastAPI, token: str, lang: str) -> tuple[str, dict[str, An
     if raw is None:
         return None
     defs = app.state.definitions.current
-    view = resident_status.localize(raw, defs=defs, lang=lang, gettext=i18n.gettext_for(lang))
+    view = cache.reuse(token, lang, raw) or resident_status.localize(raw, defs=defs, lang=lang,
+                                                                     gettext=i18n.gettext_for(lang))
     cache.keep_view(token, lang, raw, view)
     return raw["case_id"], view
 

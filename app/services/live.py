@@ -178,14 +178,13 @@ class Watcher:
         self._high = max([high, *(row[0] for row in rows)])
         return [] if first else new
 
-    def notified(self, change: Change) -> bool:
-        """A change a NOTIFY announced: published now unless already seen (returns whether it was new)."""
-        if change in self._seen:
-            return False
-        self._seen.add(change)
-        self.hub.notified += 1
-        self.hub.publish([change])
-        return True
+    def notified(self, changes: list[Change]) -> int:
+        """Changes NOTIFY announced: published now unless already seen (returns how many were new)."""
+        new = [c for c in dict.fromkeys(changes) if c not in self._seen]
+        self._seen.update(new)
+        self.hub.notified += len(new)
+        self.hub.publish(new)
+        return len(new)
 
     async def run(self) -> None:
         """Poll forever; a failing database is logged (once per outage) and retried."""
@@ -213,7 +212,7 @@ class Watcher:
 # --- PostgreSQL LISTEN/NOTIFY: instances wake each other's subscribers directly ----------------------
 
 CHANNEL = "kakanai_events"
-_PENDING = "live_notify"
+BATCH_SECONDS = 0.05
 
 
 def _collect_events(session: Session, _flush_context: Any) -> None:
@@ -251,9 +250,21 @@ class Listener:
         self.url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         self.watcher = watcher
         self.retry_seconds = retry_seconds
+        self._pending: list[Change] = []
+
+    def _queue(self, change: Change) -> None:
+        # Changes arriving together (a transaction writes several events; a burst of tickets) are
+        # published as one batch BATCH_SECONDS later: every woken stream recomputes once, not per event.
+        self._pending.append(change)
+        if len(self._pending) == 1:
+            asyncio.get_running_loop().call_later(BATCH_SECONDS, self._flush)
+
+    def _flush(self) -> None:
+        changes, self._pending = self._pending, []
+        self.watcher.notified(changes)
 
     async def run(self) -> None:
-        """Listen forever: publish each notified change at once."""
+        """Listen forever: publish notified changes at once (in batches of BATCH_SECONDS)."""
         import psycopg
 
         hub = self.watcher.hub
@@ -268,7 +279,7 @@ class Listener:
                     async for note in conn.notifies():
                         change = parse_payload(note.payload)
                         if change is not None:
-                            self.watcher.notified(change)
+                            self._queue(change)
                 finally:
                     hub.listening = False
                     await conn.close()

@@ -71,6 +71,10 @@ def encode(view: dict[str, Any]) -> bytes:
     return json.dumps(view, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
+def _plain(status: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in status.items() if k != "_versions"}
+
+
 def etag(view: dict[str, Any]) -> str:
     """The HTTP entity tag of a localized status: its content digest (`version`)."""
     return f'"{view["version"]}"'
@@ -92,7 +96,9 @@ class StatusCache:
         self._lock = threading.Lock()
         self._case_ids: OrderedDict[str, str] = OrderedDict()
         self._bases: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
-        self._views: OrderedDict[tuple[str, str], tuple[str, tuple[int, int], dict[str, Any], bytes]] = OrderedDict()
+        # (token, lang) → (case id, versions, localized view, its JSON, the language-neutral status it came from)
+        self._views: OrderedDict[tuple[str, str], tuple[str, tuple[int, int], dict[str, Any], bytes, dict[str, Any]]] \
+            = OrderedDict()
         self._documents: OrderedDict[tuple[str, int, str], tuple[list[str], dict[str, list[str]]]] = OrderedDict()
         self._queues: dict[tuple[str, dt.date, str], tuple[int, Positions, ServiceStats]] = {}
         self._queue_locks: dict[tuple[str, dt.date, str], threading.Lock] = {}
@@ -133,7 +139,7 @@ class StatusCache:
         """Keep the visit's own part, read after `case_seq` was."""
         self._put(self._bases, case_id, (case_seq, base))
 
-    def _entry(self, token: str, lang: str) -> tuple[str, tuple[int, int], dict[str, Any], bytes] | None:
+    def _entry(self, token: str, lang: str) -> tuple[str, tuple[int, int], dict[str, Any], bytes, Any] | None:
         if not self.live:
             return None
         with self._lock:
@@ -152,11 +158,21 @@ class StatusCache:
         entry = self._entry(token, lang)
         return (etag(entry[2]), entry[3]) if entry is not None else None
 
+    def reuse(self, token: str, lang: str, status: dict[str, Any]) -> dict[str, Any] | None:
+        """The localized status kept for this token and language if it was built from the same data
+        (a change elsewhere in the queue that moved nobody ahead of this visit): no words to redo."""
+        with self._lock:
+            entry = self._views.get((token, lang))
+        return entry[2] if entry is not None and entry[4] == _plain(status) else None
+
     def keep_view(self, token: str, lang: str, status: dict[str, Any], view: dict[str, Any]) -> None:
         """Keep a localized status built from parts read at `status["_versions"]`."""
         versions = status.get("_versions")
         if versions is not None and self.live:
-            self._put(self._views, (token, lang), (status["case_id"], versions, view, encode(view)))
+            with self._lock:
+                old = self._views.get((token, lang))
+            body = old[3] if old is not None and old[2] is view else encode(view)
+            self._put(self._views, (token, lang), (status["case_id"], versions, view, body, _plain(status)))
 
     def forget(self, token: str) -> None:
         """Drop a visit's cached parts (this process just changed it)."""
