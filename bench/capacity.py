@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/capacity.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres
     .venv/bin/python bench/capacity.py                    # SQLite file, for comparison
-    options: --workers N (default 1: what the Dockerfile and `kakanai serve` run), --seconds, --phones, --sse
+    options: --workers N (default 1: what the Dockerfile and `kakanai serve` run), --seconds, --phones, --sse,
+    --ratio-only
 
 A throw-away database is created (and dropped) on the server; the uvicorn process group is stopped when
 the run ends, also on failure or Ctrl-C. Everything is on loopback, every loop is bounded.
@@ -354,12 +355,15 @@ async def run(base: str, port: int, tokens: list[str], interviews: list[str], ar
     ratio = (len(r_status.latencies) / t_s) / (len(r_health.latencies) / t_h)
     ratio_304 = (len(r_304.latencies) / t_304) / (len(r_health.latencies) / t_h)
 
-    series, info = await mixed(port, auth_headers, tokens, interviews, args.seconds, args.sse, args.tickets)
+    series, info = ({}, {}) if args.ratio_only else await mixed(port, auth_headers, tokens, interviews, args.seconds,
+                                                                  args.sse, args.tickets)
     print(f"\n### Phase R: status/healthz throughput ratio {ratio:.2f} (with If-None-Match: {ratio_304:.2f})\n")
     print("| series | requests | req/s | p50 ms | p99 ms | errors | answers |")
     print("|---|---:|---:|---:|---:|---:|---|")
     for s_, t in ((r_health, t_h), (r_status, t_s), (r_304, t_304)):
         print(s_.row(t))
+    if args.ratio_only:
+        return
     print(f"\n### Phase M: everything together for {info['seconds']:.0f} s "
           f"({info['sse_connected']} of {args.sse} SSE streams connected)\n")
     print("| series | requests | req/s | p50 ms | p99 ms | errors | answers |")
@@ -396,6 +400,7 @@ def main() -> int:
     parser.add_argument("--sse", type=int, default=300)
     parser.add_argument("--tablets", type=int, default=20)
     parser.add_argument("--tickets", type=int, default=60)
+    parser.add_argument("--ratio-only", action="store_true", help="phase R only (e.g. to compare with older code)")
     args = parser.parse_args()
     atexit.register(_stop_servers)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
