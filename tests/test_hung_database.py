@@ -4,6 +4,7 @@ with TEST_DATABASE_URL). The "hang" is a lock held by the test: the server's sta
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import time
 from collections.abc import Iterator
@@ -91,3 +92,48 @@ def test_a_locked_database_gives_a_quick_503_and_saves_nothing(server: tuple[Uvi
         # And the service goes on normally.
         assert api.post("/api/v1/queue/tickets", json={"life_events": ["birth"]}, headers=headers).status_code == 201
         assert len(api.get("/api/v1/queue/tickets", headers=headers).json()["tickets"]) == 2
+
+
+@pytest.fixture(scope="module")
+def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[UvicornProcess, str]]:
+    """A server with ONE database slot, so that the admission gate is easy to fill."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('gate') / 'gate.db'}"
+    migrate(Settings(env="test", database_url=url, data_dir=tmp_path_factory.mktemp("gate-migrate")))
+    engine = make_engine(url)
+    with Session(engine) as s:
+        auth.create_user(s, username="clerk", password=PASSWORD, role="counter")
+        s.commit()
+    engine.dispose()
+    env = {"KAKANAI_DB_POOL_SIZE": "1", "KAKANAI_WORKER_THREADS": "3", "KAKANAI_DB_WAIT_TIMEOUT": "1",
+           "KAKANAI_DB_STATEMENT_TIMEOUT": "30"}
+    with uvicorn_processes(url, [tmp_path_factory.mktemp("gate-data")], env=env) as procs:
+        yield procs[0], url
+
+
+def test_a_full_database_gate_answers_503_without_holding_a_thread(small_server: tuple[UvicornProcess, str]) -> None:
+    proc, url = small_server
+    with httpx.Client(base_url=proc.base, timeout=30) as api:
+        token = api.post("/api/v1/auth/token", data={"username": "clerk", "password": PASSWORD}).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    engine = make_engine(url)
+    conn = engine.connect()
+    conn.begin()  # the write lock: the first ticket waits on it, holding the only database slot
+    conn.execute(text("SELECT 1"))
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            first = pool.submit(httpx.post, f"{proc.base}/api/v1/queue/tickets", json={"life_events": ["move_in"]},
+                                headers=headers, timeout=30)
+            time.sleep(0.5)
+            began = time.monotonic()
+            second = httpx.post(f"{proc.base}/api/v1/queue/tickets", json={"life_events": ["birth"]},
+                                headers=headers, timeout=30)
+            took = time.monotonic() - began
+            assert second.status_code == 503 and "混み合っています" in second.json()["message"], second.text
+            assert took < 3.0, f"{took:.1f} s"
+            # Waiting requests hold no thread: the process still answers what needs none.
+            assert httpx.get(f"{proc.base}/healthz", timeout=5).status_code == 200
+            conn.rollback()
+            assert first.result().status_code == 201
+    finally:
+        conn.close()
+        engine.dispose()
