@@ -64,9 +64,14 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         sem.release()
 
 
+def writes_on_get() -> None:
+    """Marker: `dependencies=[Depends(writes_on_get)]` on a GET route that writes by other means than
+    an audit entry (ClientDep) or the staff session's touch, so that it keeps BEGIN IMMEDIATE."""
+
+
 def mark_writing_routes(app: FastAPI) -> None:
     """Flag GET routes that write (an audit entry through ClientDep, the staff session's touch)."""
-    writers = {get_client, get_staff_session}
+    writers = {get_client, get_staff_session, writes_on_get}
 
     def uses(dependant: Any) -> bool:
         return any(d.call in writers or uses(d) for d in dependant.dependencies)
