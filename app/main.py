@@ -29,7 +29,7 @@ from app.routers import (
     slip_pages,
 )
 from app.security import install_security
-from app.services import live
+from app.services import instances, live
 from app.services.definitions import DefinitionRegistry
 from app.settings import PROJECT_ROOT, Settings, get_settings
 
@@ -39,6 +39,8 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
     settings = settings or get_settings()
     crypto.configure(settings.keyring())
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for stand_in in settings.development_secrets():  # names only, never a value
+        logging.getLogger("app.main").warning("development secret in use: %s (set it before going live)", stand_in)
     registry = definitions
     if registry is None:
         registry = DefinitionRegistry(settings.definitions_dir)
@@ -48,7 +50,9 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await live.start(app)  # the per-process change watcher behind the resident page's SSE
+        await instances.start(app)  # publish the key ids this process knows (`kakanai keys rotate`)
         yield
+        await instances.stop(app)
         await live.stop(app)
         app.state.engine.dispose()
 
