@@ -13,6 +13,7 @@ from app import crypto
 from app.db import make_engine, make_sessionmaker
 from app.errors import install_error_handlers
 from app.routers import (
+    admin_pages,
     api_admin,
     api_auth,
     api_cases,
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
     app.include_router(api_admin.router)
     app.include_router(api_metrics.router)
     app.include_router(dashboard.router)
+    app.include_router(admin_pages.router)
     app.include_router(api_queue.router)
     app.include_router(resident.router)
     app.include_router(board.router)
