@@ -87,11 +87,9 @@ def cmd_users_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _user_command(args: argparse.Namespace, settings: Settings, action: Callable[..., object]) -> int:
-    from app import crypto
     from app.errors import AppError
     from app.services import auth
 
-    crypto.configure(settings.keyring())
     try:
         with _session(settings) as session:
             user = auth.get_user_or_raise(session, args.name)
