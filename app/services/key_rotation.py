@@ -75,7 +75,8 @@ def _ids(factory: sessionmaker[Session], batch: int) -> Iterator[str]:
     last = ""
     while True:
         with factory() as session:
-            ids = list(session.scalars(select(Case.id).where(Case.id > last).order_by(Case.id).limit(batch)))
+            conn = session.connection(execution_options={"sqlite_begin": "DEFERRED"})
+            ids = list(conn.scalars(select(Case.id).where(Case.id > last).order_by(Case.id).limit(batch)))
         yield from ids
         if len(ids) < batch:
             return
@@ -83,15 +84,24 @@ def _ids(factory: sessionmaker[Session], batch: int) -> Iterator[str]:
 
 
 def rewrite_case(factory: sessionmaker[Session], case_id: str, ring: crypto.KeyRing, report: RotationReport) -> None:
-    """Re-encrypt one case under the ring's current key, re-reading it while saves overtake the write."""
+    """Re-encrypt one case under the ring's current key, re-reading it while saves overtake the write.
+
+    The read and the compare-and-set write are two short transactions, so no lock is held while the
+    values are decrypted and encrypted again; the version check catches any save in between.
+    """
     for _ in range(MAX_ROW_ATTEMPTS):
-        with factory.begin() as session:
-            row = session.execute(select(Case.version, _RAW).where(Case.id == case_id)).one_or_none()
-            if row is None:
-                return  # deleted meanwhile
+        with factory() as session:
+            conn = session.connection(execution_options={"sqlite_begin": "DEFERRED"})
+            row = conn.execute(select(Case.version, _RAW).where(Case.id == case_id)).one_or_none()
+        if row is None:
+            return  # deleted meanwhile
+        try:
             doc, changed = crypto.reencrypt(row.answers, ring)
-            if not changed:
-                return
+        except crypto.KeyError_:
+            return  # under a key this ring lacks: left as it is and reported by the verification
+        if not changed:
+            return
+        with factory.begin() as session:
             matched = session.execute(
                 update(Case).where(Case.id == case_id, Case.version == row.version)
                 .values({Case.answers: type_coerce(doc, JSONType)})
@@ -110,7 +120,8 @@ def stale_cases(factory: sessionmaker[Session], ring: crypto.KeyRing, *, batch: 
     last = ""
     while True:
         with factory() as session:
-            rows = session.execute(select(Case.id, _RAW).where(Case.id > last).order_by(Case.id).limit(batch)).all()
+            conn = session.connection(execution_options={"sqlite_begin": "DEFERRED"})
+            rows = conn.execute(select(Case.id, _RAW).where(Case.id > last).order_by(Case.id).limit(batch)).all()
         stale += [r.id for r in rows if crypto.stale_values(r.answers, ring)]
         if len(rows) < batch:
             return stale
@@ -123,6 +134,7 @@ def rotate(
 ) -> RotationReport:
     """Re-encrypt every case under `ring.current` and verify; raises RotationRefused (see the module)."""
     with factory() as session:
+        session.connection(execution_options={"sqlite_begin": "DEFERRED"})
         problems = check_instances(session, key_id=ring.current, window=window)
     if problems:
         raise RotationRefused(details=[{"field": "instances", "message": p} for p in problems])
