@@ -28,6 +28,7 @@ from app.models import ServiceInstance, utcnow
 log = logging.getLogger(__name__)
 # An instance is running while its heartbeat is younger than this many heartbeat intervals.
 LIVE_INTERVALS = 3
+FORGET_AFTER = dt.timedelta(days=1)
 
 
 def new_instance_id() -> str:
@@ -45,6 +46,8 @@ def publish(session: Session, *, instance_id: str, ring: crypto.KeyRing, now: dt
     row.key_ids = ring.key_ids
     row.current_key = ring.current
     row.heartbeat_at = now
+    # Rows of processes that died without withdrawing: kept a day for the curious, then dropped.
+    session.execute(delete(ServiceInstance).where(ServiceInstance.heartbeat_at < now - FORGET_AFTER))
 
 
 def withdraw(session: Session, *, instance_id: str) -> None:
