@@ -112,14 +112,14 @@ def revoke(user_id: int, session: SessionDep, user: PageAdminUser, client: Clien
 
 
 @router.post("/admin/staff/revoke-all")
-def revoke_all(session: SessionDep, user: PageAdminUser, client: ClientDep,
+def revoke_all(request: Request, session: SessionDep, user: PageAdminUser, client: ClientDep,
                include_department_tokens: Annotated[str, Form(max_length=10)] = "",
                confirm: Annotated[str, Form(max_length=10)] = "") -> RedirectResponse:
     """Revoke every staff member's tokens and sessions (optionally the department systems' too)."""
     if confirm != "yes":
         raise ValidationFailed(details=[{"field": "confirm", "message": "取り消す前に確認のチェックを入れてください"}])
     auth.revoke_all_credentials(session, include_department_tokens=bool(include_department_tokens), by=user,
-                                client=client)
+                                client=client, keep_session_id=request.state.staff_session.id)
     return _done("/admin/staff", "revoked_all")
 
 

@@ -215,10 +215,10 @@ def revoke_credentials(
 
 def revoke_all_credentials(
     session: Session, *, include_department_tokens: bool = False, by: User | None = None, by_name: str = "cli",
-    client: audit.Client | None = None, now: dt.datetime | None = None,
+    client: audit.Client | None = None, now: dt.datetime | None = None, keep_session_id: int | None = None,
 ) -> tuple[int, int]:
     """Revoke every staff member's bearer tokens and end every session (department system tokens too
-    when asked); the caller's own page session survives when `by` is signed in on the pages."""
+    when asked); only the page session `keep_session_id` (the administrator doing it) survives."""
     now = now or utcnow()
     query = update(ApiToken).where(ApiToken.revoked_at.is_(None))
     if not include_department_tokens:
@@ -226,7 +226,7 @@ def revoke_all_credentials(
         query = query.where(ApiToken.user_id.not_in(service_ids))
     tokens = session.execute(query.values(revoked_at=now).execution_options(synchronize_session=False)).rowcount
     ended = session.execute(
-        update(StaffSession).where(StaffSession.ended_at.is_(None), StaffSession.user_id != (by.id if by else -1))
+        update(StaffSession).where(StaffSession.ended_at.is_(None), StaffSession.id != (keep_session_id or -1))
         .values(ended_at=now).execution_options(synchronize_session=False)).rowcount
     audit.record(session, action=audit.TOKENS_REVOKED, actor=by, actor_name=by_name, client=client,
                  target=f"all{' +department' if include_department_tokens else ''} tokens={tokens} sessions={ended}")

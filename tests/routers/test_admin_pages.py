@@ -89,8 +89,11 @@ def test_staff_page_disables_unlocks_resets_and_revokes(app: FastAPI, client: Te
     assert client.get("/api/v1/auth/me", headers=bearer).status_code == 401
     refused = _post(client, "/admin/staff/revoke-all", csrf)
     assert refused.status_code == 422 and "確認" in refused.text  # type: ignore[attr-defined]
+    elsewhere = TestClient(app)
+    page_login(elsewhere, "boss")  # the same administrator on another tablet
     assert _post(client, "/admin/staff/revoke-all", csrf, confirm="yes").status_code == 303  # type: ignore[attr-defined]
-    assert client.get("/admin/staff", headers=HTML).status_code == 200  # the admin's own session survives
+    assert client.get("/admin/staff", headers=HTML).status_code == 200  # the session doing it survives
+    assert elsewhere.get("/admin/staff", headers=HTML, follow_redirects=False).status_code == 303  # the other ended
 
     actions = list(db.scalars(select(AuditEntry.action).where(AuditEntry.actor == "boss").order_by(AuditEntry.id)))
     assert [a for a in actions if a != "login"] == ["user_disabled", "user_enabled", "user_unlocked", "password_reset",

@@ -58,7 +58,8 @@ def test_unlock_lifts_the_lock_out(client: TestClient, db: Session) -> None:
         client.post("/api/v1/auth/token", data={"username": "suzuki", "password": "wrong-password!"})
     db.expire_all()
     assert auth.account_state(_user(db, "suzuki")) == "locked"
-    assert client.post("/api/v1/auth/token", data={"username": "suzuki", "password": PASSWORD}).status_code == 423
+    # (423 today; 401 if locked accounts are made to answer like wrong passwords: either way, no token)
+    assert client.post("/api/v1/auth/token", data={"username": "suzuki", "password": PASSWORD}).status_code in (401, 423)
     auth.unlock_user(db, user=_user(db, "suzuki"), by_name="cli:test")
     db.commit()
     assert auth.account_state(_user(db, "suzuki")) == "active"
