@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from app.migrate import migrate
 from app.settings import PROJECT_ROOT, Settings, get_settings
 
-
-def migrate(settings: Settings, revision: str = "head") -> None:
-    """Apply the Alembic migrations to the configured database."""
-    from alembic import command
-    from alembic.config import Config
-
-    if settings.effective_database_url.startswith("sqlite:///"):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
-    cfg.attributes["url"] = settings.effective_database_url
-    command.upgrade(cfg, revision)
+__all__ = ["build_parser", "main", "migrate"]  # migrate: kept importable from here for older callers
 
 
 def _session(settings: Settings):
@@ -77,14 +69,113 @@ def cmd_users_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _local(value: dt.datetime | None, settings: Settings) -> str:
+    return value.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M") if value is not None else "-"
+
+
 def cmd_users_list(args: argparse.Namespace, settings: Settings) -> int:
-    """List staff accounts."""
+    """List staff accounts with their state and last login (local time)."""
     from app.services import auth
 
     with _session(settings) as session:
+        print(f"user\trole\tdepartment\tstate\tlocked until\tlast login ({settings.timezone})")
         for user in auth.list_users(session):
-            print(f"{user.username}\t{user.role}\t{user.department_id or '-'}\t{'active' if user.active else 'disabled'}")
+            locked = _local(user.locked_until, settings) if auth.account_state(user) == "locked" else "-"
+            print("\t".join([user.username, user.role, user.department_id or "-", auth.account_state(user), locked,
+                             _local(user.last_login_at, settings)]))
     return 0
+
+
+def _user_command(args: argparse.Namespace, settings: Settings, action: Callable[..., object]) -> int:
+    from app.errors import AppError
+    from app.services import auth
+
+    try:
+        with _session(settings) as session:
+            user = auth.get_user_or_raise(session, args.name)
+            result = action(session, user)
+    except AppError as exc:
+        _print_errors(exc)
+        return 1
+    if isinstance(result, str):
+        print(result)
+    return 0
+
+
+def cmd_users_disable(args: argparse.Namespace, settings: Settings) -> int:
+    """Disable an account; its tokens and sessions stop at once."""
+    from app.services import auth
+
+    return _user_command(args, settings, lambda s, u: (auth.disable_user(s, user=u, by_name=_operator()),
+                                                        f"disabled {u.username}; its tokens and sessions are revoked")[1])
+
+
+def cmd_users_enable(args: argparse.Namespace, settings: Settings) -> int:
+    """Enable a disabled account."""
+    from app.services import auth
+
+    return _user_command(args, settings, lambda s, u: (auth.enable_user(s, user=u, by_name=_operator()),
+                                                        f"enabled {u.username}")[1])
+
+
+def cmd_users_unlock(args: argparse.Namespace, settings: Settings) -> int:
+    """Lift a lock-out after failed logins."""
+    from app.services import auth
+
+    return _user_command(args, settings, lambda s, u: (auth.unlock_user(s, user=u, by_name=_operator()),
+                                                        f"unlocked {u.username}")[1])
+
+
+def cmd_users_reset_password(args: argparse.Namespace, settings: Settings) -> int:
+    """Set a new password (typed on stdin, or a random one printed once)."""
+    from app.services import auth
+
+    typed = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else None
+
+    def reset(session: object, user: object) -> str:
+        password = auth.reset_password(session, user=user, password=typed, by_name=_operator())  # type: ignore[arg-type]
+        done = f"password of {user.username} reset; its tokens and sessions are revoked"  # type: ignore[attr-defined]
+        if typed is not None:
+            return done
+        return f"{done}\nnew password (shown once / この表示は一度だけです): {password}"
+
+    return _user_command(args, settings, reset)
+
+
+def cmd_users_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    """Revoke a user's bearer tokens and sessions, or everybody's with --all."""
+    from app.errors import AppError
+    from app.services import auth
+
+    if args.all == bool(args.name):
+        print("give either a user name or --all", file=sys.stderr)
+        return 2
+    if args.all:
+        try:
+            with _session(settings) as session:
+                tokens, ended = auth.revoke_all_credentials(
+                    session, include_department_tokens=args.include_department_tokens, by_name=_operator())
+        except AppError as exc:
+            _print_errors(exc)
+            return 1
+        print(f"revoked {tokens} tokens and ended {ended} sessions")
+        return 0
+
+    def revoke(session: object, user: object) -> str:
+        tokens, ended = auth.revoke_credentials(session, user=user, by_name=_operator())  # type: ignore[arg-type]
+        return f"revoked {tokens} tokens and ended {ended} sessions of {user.username}"  # type: ignore[attr-defined]
+
+    return _user_command(args, settings, revoke)
+
+
+def _operator() -> str:
+    """Who ran the command, for the audit log (the operating-system account)."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"[:64]
+    except (KeyError, OSError):
+        return "cli"
 
 
 def ensure_bootstrap_admin(settings: Settings) -> str | None:
@@ -138,15 +229,39 @@ def cmd_keys_generate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
-    """Re-encrypt every stored case with the current (first) key."""
+    """Re-encrypt every stored case with the current (first) key, beside a running service, and verify."""
     from app import crypto
-    from app.services.cases import reencrypt_all
+    from app.db import make_engine, make_sessionmaker
+    from app.services import audit, instances, key_rotation
 
     ring = settings.keyring()
     crypto.configure(ring)
-    with _session(settings) as session:
-        count = reencrypt_all(session)
-    print(f"re-encrypted {count} cases with key {ring.current}")
+    engine = make_engine(settings.effective_database_url)
+    factory = make_sessionmaker(engine)
+    try:
+        report = key_rotation.rotate(
+            factory, ring=ring, window=instances.live_window(settings.instance_heartbeat_seconds),
+            progress=lambda r: print(f"... {r.cases} cases", flush=True))
+        with factory.begin() as session:
+            audit.record(session, action=audit.KEYS_ROTATED, actor_name=_operator(),
+                         outcome="ok" if report.ok else "incomplete",
+                         target=f"key:{ring.current} cases={report.cases} rewritten={report.rewritten}")
+    except key_rotation.RotationRefused as exc:
+        print("鍵の切り替えを中止しました（何も変更していません）/ rotation refused, nothing changed:", file=sys.stderr)
+        _print_errors(exc)
+        print(f"Restart every instance with {ring.current} FIRST in KAKANAI_ENCRYPTION_KEYS (old keys after it), "
+              "then run this again.", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    if not report.ok:
+        print(f"{len(report.stale)} cases still hold values that key {ring.current} alone cannot decrypt "
+              f"after {report.passes} passes (first: {', '.join(report.stale[:5])}); keep the old keys configured "
+              "and run this again", file=sys.stderr)
+        return 1
+    print(f"re-encrypted {report.rewritten} of {report.cases} cases with key {ring.current} "
+          f"({report.retried} re-read after a save made meanwhile, {report.passes} pass(es)); verified: every stored "
+          f"value decrypts with key {ring.current} alone, the older keys can be removed")
     return 0
 
 
@@ -183,12 +298,12 @@ def cmd_departments_token_create(args: argparse.Namespace, settings: Settings) -
     try:
         with _session(settings) as session:
             issued = departments.create_token(session, defs=defs, department_id=args.department, label=args.label,
-                                              expires_days=args.expires_days)
+                                              expires_days=args.expires_days, by_name=_operator())
     except AppError as exc:
         _print_errors(exc)
         return 1
-    expires = issued.expires_at.strftime("%Y-%m-%d %H:%M UTC") if issued.expires_at else "never"
-    print(f"token id {issued.id} for department {issued.department_id} (user {issued.username}), expires {expires}")
+    print(f"token id {issued.id} for department {issued.department_id} (user {issued.username}), "
+          f"expires {_local(issued.expires_at, settings)} ({settings.timezone})")
     print("この表示は一度だけです。安全な場所に保管してください / shown once, store it safely:")
     print(issued.token)
     return 0
@@ -206,13 +321,13 @@ def cmd_departments_token_list(args: argparse.Namespace, settings: Settings) -> 
             rows = departments.list_tokens(session, defs=defs, department_id=args.department)
             lines = []
             for row in rows:
-                state = "revoked" if row.revoked_at else "active"
-                lines.append("\t".join([str(row.id), row.label or "-", f"{row.created_at:%Y-%m-%d %H:%M}",
-                                        f"{row.expires_at:%Y-%m-%d %H:%M}" if row.expires_at else "never", state]))
+                lines.append("\t".join([str(row.id), row.label or "-", _local(row.created_at, settings),
+                                        _local(row.expires_at, settings) if row.expires_at else "never",
+                                        departments.token_state(row)]))
     except AppError as exc:
         _print_errors(exc)
         return 1
-    print("id\tlabel\tcreated (UTC)\texpires (UTC)\tstate")
+    print(f"id\tlabel\tcreated ({settings.timezone})\texpires ({settings.timezone})\tstate")
     for line in lines:
         print(line)
     return 0
@@ -225,7 +340,7 @@ def cmd_departments_token_revoke(args: argparse.Namespace, settings: Settings) -
 
     try:
         with _session(settings) as session:
-            departments.revoke_token(session, token_id=args.token_id)
+            departments.revoke_token(session, token_id=args.token_id, by_name=_operator())
     except AppError as exc:
         _print_errors(exc)
         return 1
@@ -233,79 +348,135 @@ def cmd_departments_token_revoke(args: argparse.Namespace, settings: Settings) -
     return 0
 
 
+def cmd_departments_token_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    """Issue a successor of a department token and print it once; the old one stops (after the grace)."""
+    from app.errors import AppError
+    from app.forms.loader import load_definitions
+    from app.services import departments
+
+    defs = load_definitions(settings.definitions_dir)
+    try:
+        with _session(settings) as session:
+            issued, old = departments.rotate_token(session, defs=defs, token_id=args.token_id,
+                                                   grace_hours=args.grace_hours, expires_days=args.expires_days,
+                                                   by_name=_operator())
+            old_end = _local(old.revoked_at or old.expires_at, settings)
+    except AppError as exc:
+        _print_errors(exc)
+        return 1
+    print(f"token id {issued.id} replaces {args.token_id} for department {issued.department_id}, "
+          f"expires {_local(issued.expires_at, settings)}; the old token stops {old_end} ({settings.timezone})")
+    print("この表示は一度だけです。安全な場所に保管してください / shown once, store it safely:")
+    print(issued.token)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of `kakanai`."""
+    """The argument parser of `kakanai` (every subcommand and option has a help text: tests/test_cli_help.py)."""
     parser = argparse.ArgumentParser(prog="kakanai", description="書かない窓口 service operations")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do")
 
     serve = sub.add_parser("serve", help="migrate the database and run the web service")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
     serve.set_defaults(func=cmd_serve)
 
     check = sub.add_parser("check", help="check the form definitions and print every problem")
-    check.add_argument("directory", nargs="?", default=None)
+    check.add_argument("directory", nargs="?", default=None,
+                       help="definitions directory (default: KAKANAI_DEFINITIONS_DIR)")
     check.set_defaults(func=cmd_check)
 
     mig = sub.add_parser("migrate", help="apply database migrations (alembic upgrade)")
-    mig.add_argument("revision", nargs="?", default="head")
+    mig.add_argument("revision", nargs="?", default="head", help="target revision (default: head)")
     mig.set_defaults(func=cmd_migrate)
 
-    users = sub.add_parser("users", help="staff accounts").add_subparsers(dest="users_command", required=True)
+    users = sub.add_parser("users", help="staff accounts").add_subparsers(
+        dest="users_command", required=True, metavar="ACTION", help="what to do with staff accounts")
     create = users.add_parser("create", help="create a staff account")
-    create.add_argument("name")
-    create.add_argument("--role", required=True, choices=["counter", "department", "admin"])
+    create.add_argument("name", help="user name (letters, digits, _ - .; at most 64)")
+    create.add_argument("--role", required=True, choices=["counter", "department", "admin"],
+                        help="counter staff, department staff or administrator")
     create.add_argument("--department", default=None, help="department id (for role department)")
-    create.add_argument("--display-name", default=None)
+    create.add_argument("--display-name", default=None, help="name shown on the screens (default: the user name)")
     create.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     create.set_defaults(func=cmd_users_create)
-    lst = users.add_parser("list", help="list staff accounts")
+    lst = users.add_parser("list", help="list staff accounts with state (active/locked/disabled) and last login")
     lst.set_defaults(func=cmd_users_list)
+    for name, func, text in (
+        ("disable", cmd_users_disable, "disable an account (no login; its tokens and sessions stop at once)"),
+        ("enable", cmd_users_enable, "enable a disabled account again"),
+        ("unlock", cmd_users_unlock, "lift the lock-out after failed logins"),
+    ):
+        cmd = users.add_parser(name, help=text)
+        cmd.add_argument("name", help="user name")
+        cmd.set_defaults(func=func)
+    reset = users.add_parser("reset-password", help="set a new password (random and printed once, or typed)")
+    reset.add_argument("name", help="user name")
+    reset.add_argument("--password-stdin", action="store_true",
+                       help="read the new password from standard input instead of generating one")
+    reset.set_defaults(func=cmd_users_reset_password)
+    revoke = users.add_parser("revoke", help="revoke a user's bearer tokens and end its sessions (or everybody's)")
+    revoke.add_argument("name", nargs="?", default=None, help="user name (omit with --all)")
+    revoke.add_argument("--all", action="store_true", help="every staff member's tokens and sessions")
+    revoke.add_argument("--include-department-tokens", action="store_true",
+                        help="with --all: also the department systems' tokens")
+    revoke.set_defaults(func=cmd_users_revoke)
 
     keys = sub.add_parser("keys", help="encryption keys for My Numbers at rest").add_subparsers(
-        dest="keys_command", required=True)
+        dest="keys_command", required=True, metavar="ACTION", help="what to do with the keys")
     gen = keys.add_parser("generate", help="print a new key entry (put it FIRST in KAKANAI_ENCRYPTION_KEYS)")
-    gen.add_argument("key_id", nargs="?", default="k1")
+    gen.add_argument("key_id", nargs="?", default="k1", help="key id, 1-16 of A-Z a-z 0-9 _ - (default: k1)")
     gen.set_defaults(func=cmd_keys_generate)
-    rot = keys.add_parser("rotate", help="re-encrypt all stored values with the first key")
+    rot = keys.add_parser("rotate", help="re-encrypt all stored values with the first key and verify them "
+                                         "(refused while a running instance does not use that key)")
     rot.set_defaults(func=cmd_keys_rotate)
 
     retention = sub.add_parser("retention", help="retention of personal data").add_subparsers(
-        dest="retention_command", required=True)
+        dest="retention_command", required=True, metavar="ACTION", help="what to do")
     purge = retention.add_parser("purge", help="delete personal data of visits older than the retention period")
     purge.add_argument("--older-than-days", type=int, default=None, help="default: KAKANAI_RETENTION_DAYS (90)")
     purge.add_argument("--dry-run", action="store_true", help="only count what would be purged")
     purge.set_defaults(func=cmd_retention_purge)
 
     depts = sub.add_parser("departments", help="department API access").add_subparsers(
-        dest="departments_command", required=True)
-    token = depts.add_parser("token", help="department API tokens").add_subparsers(dest="token_command", required=True)
+        dest="departments_command", required=True, metavar="WHAT", help="what to manage")
+    token = depts.add_parser("token", help="department API tokens").add_subparsers(
+        dest="token_command", required=True, metavar="ACTION", help="what to do with the tokens")
     tcreate = token.add_parser("create", help="issue a token for a department (printed once)")
     tcreate.add_argument("department", help="department id from departments.yaml")
     tcreate.add_argument("--label", default="", help="what the token is for (e.g. the system using it)")
-    tcreate.add_argument("--expires-days", type=int, default=None, help="lifetime in days (default: no expiry)")
+    tcreate.add_argument("--expires-days", type=int, default=365, help="lifetime in days (default: 365)")
     tcreate.set_defaults(func=cmd_departments_token_create)
-    tlist = token.add_parser("list", help="list a department's tokens")
-    tlist.add_argument("department")
+    tlist = token.add_parser("list", help="list a department's tokens with expiry and state")
+    tlist.add_argument("department", help="department id from departments.yaml")
     tlist.set_defaults(func=cmd_departments_token_list)
     trevoke = token.add_parser("revoke", help="revoke a token by its id")
-    trevoke.add_argument("token_id", type=int)
+    trevoke.add_argument("token_id", type=int, help="token id (see `list`)")
     trevoke.set_defaults(func=cmd_departments_token_revoke)
+    trotate = token.add_parser("rotate", help="issue a successor token (printed once); the old one stops")
+    trotate.add_argument("token_id", type=int, help="id of the token to replace (see `list`)")
+    trotate.add_argument("--grace-hours", type=float, default=0,
+                         help="the old token keeps working this many hours (default: 0, stops at once)")
+    trotate.add_argument("--expires-days", type=int, default=365, help="lifetime of the new token (default: 365)")
+    trotate.set_defaults(func=cmd_departments_token_rotate)
 
     bench = sub.add_parser("bench", help="benchmarks that drive the real service").add_subparsers(
-        dest="bench_command", required=True)
+        dest="bench_command", required=True, metavar="WHICH", help="which benchmark")
     visit = bench.add_parser("visit", help="replay the model household (or a day) on a simulated clock; print "
                                            "the survey's old-way figures beside the service's measured ones")
     visit.add_argument("--day", action="store_true", help="many fictional households over one day (waiting percentiles)")
     visit.add_argument("--households", type=int, default=None, help="--day: how many (default: assumptions)")
     visit.add_argument("--counters", type=int, default=None, help="one-stop counters K (default: assumptions)")
     visit.add_argument("--seed", type=int, default=None, help="--day: random seed (default: assumptions)")
-    visit.add_argument("--assumptions", default=str(PROJECT_ROOT / "bench" / "assumptions.yaml"))
-    visit.add_argument("--household", default=str(PROJECT_ROOT / "bench" / "households" / "model_move_in_family.json"))
+    visit.add_argument("--assumptions", default=str(PROJECT_ROOT / "bench" / "assumptions.yaml"),
+                       help="assumptions file (default: bench/assumptions.yaml)")
+    visit.add_argument("--household", default=str(PROJECT_ROOT / "bench" / "households" / "model_move_in_family.json"),
+                       help="answers document of the household (default: the model household)")
     visit.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one assumption, e.g. counter.sign=3")
     visit.add_argument("--database-url", default=None, help="default: a fresh temporary SQLite file")
-    visit.add_argument("--server", choices=["inprocess", "uvicorn"], default="inprocess")
+    visit.add_argument("--server", choices=["inprocess", "uvicorn"], default="inprocess",
+                       help="call the app in-process or through a real uvicorn (default: inprocess)")
     visit.add_argument("--json", action="store_true", help="print the measured figures as JSON")
     visit.set_defaults(func=lambda args, settings: __import__("app.bench.visit", fromlist=["main"]).main(args))
     return parser

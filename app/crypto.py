@@ -12,7 +12,7 @@ import copy
 import os
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -28,6 +28,10 @@ class KeyError_(ValueError):
     """A key specification or a stored value that cannot be used."""
 
 
+class UnknownKey(KeyError_):
+    """A stored value names a key id this process was not given (e.g. rotated by a newer configuration)."""
+
+
 class KeyRing:
     """The encryption keys: `current` encrypts, all of them decrypt."""
 
@@ -38,7 +42,21 @@ class KeyRing:
             if not _KEY_ID.fullmatch(kid) or len(key) != 32:
                 raise KeyError_(f"key {kid!r}: ids are 1-16 of [A-Za-z0-9_-], keys are 32 bytes")
         self._aead = {kid: AESGCM(key) for kid, key in keys.items()}
+        self._keys = dict(keys)
         self.current = current
+
+    @property
+    def key_ids(self) -> list[str]:
+        """Every key id this ring decrypts (the current one first); public names, no key material."""
+        return [self.current, *(k for k in self._aead if k != self.current)]
+
+    def only_current(self) -> KeyRing:
+        """A ring holding just the current key (to prove a value no longer needs an older one)."""
+        return KeyRing({self.current: self._keys[self.current]}, self.current)
+
+    def with_decrypt_only(self, other: KeyRing) -> KeyRing:
+        """This ring plus the keys of `other` it lacks, for decryption only (current unchanged)."""
+        return KeyRing({**other._keys, **self._keys}, self.current)
 
     @classmethod
     def parse(cls, spec: str) -> KeyRing:
@@ -74,7 +92,7 @@ class KeyRing:
         kid, _, b64 = token[len(PREFIX):].partition(":")
         aead = self._aead.get(kid)
         if aead is None:
-            raise KeyError_(f"no key with id {kid!r} is configured")
+            raise UnknownKey(f"no key with id {kid!r} is configured")
         raw = base64.b64decode(b64)
         try:
             return aead.decrypt(raw[:12], raw[12:], field.encode()).decode()
@@ -93,6 +111,9 @@ def is_encrypted(value: Any) -> bool:
 
 _lock = threading.Lock()
 _keyring: KeyRing | None = None
+# Who builds the ring on first use when nobody configured one: app.settings registers itself here,
+# so that this module imports nothing from the application (settings depends on crypto, not back).
+_loader: Callable[[], KeyRing] | None = None
 
 
 def configure(keyring: KeyRing) -> None:
@@ -102,12 +123,18 @@ def configure(keyring: KeyRing) -> None:
         _keyring = keyring
 
 
-def keyring() -> KeyRing:
-    """The process's key ring, configured from the settings on first use."""
-    if _keyring is None:
-        from app.settings import get_settings
+def set_loader(loader: Callable[[], KeyRing]) -> None:
+    """Register how to build the key ring when it is first needed and none was configured."""
+    global _loader
+    _loader = loader
 
-        configure(get_settings().keyring())
+
+def keyring() -> KeyRing:
+    """The process's key ring, built by the registered loader on first use."""
+    if _keyring is None:
+        if _loader is None:
+            raise KeyError_("no encryption keys are configured (call crypto.configure first)")
+        configure(_loader())
     assert _keyring is not None
     return _keyring
 
@@ -164,3 +191,38 @@ def reveal(answers: Any) -> Any:
         if is_encrypted(node[leaf]):
             node[leaf] = ring.decrypt(node[leaf], field=field)
     return answers
+
+
+def reencrypt(answers: Any, ring: KeyRing) -> tuple[Any, int]:
+    """A copy of stored (encrypted) answers with every value under another key re-encrypted with the
+    ring's current key, and how many values changed. Raises KeyError_ when a value does not decrypt."""
+    if not isinstance(answers, dict):
+        return answers, 0
+    doc = copy.deepcopy(answers)
+    changed = 0
+    for node, leaf, field in _targets(doc):
+        value = node[leaf]
+        if not is_encrypted(value):
+            node[leaf] = ring.encrypt(value, field=field)
+            changed += 1
+        elif ring.key_id_of(value) != ring.current:
+            node[leaf] = ring.encrypt(ring.decrypt(value, field=field), field=field)
+            changed += 1
+    return doc, changed
+
+
+def stale_values(answers: Any, ring: KeyRing) -> int:
+    """How many sensitive values of stored answers do not decrypt with the ring's current key alone."""
+    if not isinstance(answers, dict):
+        return 0
+    only = ring.only_current()
+    bad = 0
+    for node, leaf, field in _targets(answers):
+        value = node[leaf]
+        try:
+            if not is_encrypted(value):
+                raise KeyError_("stored in clear")
+            only.decrypt(value, field=field)
+        except KeyError_:
+            bad += 1
+    return bad

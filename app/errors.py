@@ -13,6 +13,8 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app import crypto
+
 log = logging.getLogger(__name__)
 
 
@@ -172,6 +174,17 @@ def install_error_handlers(app: FastAPI) -> None:
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
         unavailable = ServiceUnavailable("データベースに接続できません。しばらくしてからもう一度お試しください")
         return JSONResponse(unavailable.body(), status_code=503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(crypto.KeyError_)
+    async def _key_missing(request: Request, exc: crypto.KeyError_) -> Response:
+        # A stored value under a key this process was not given (a rotation this instance has not been
+        # restarted for): a clear 503 naming the fix, never a 500; no value or key id is logged.
+        log.error("stored value does not decrypt on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        unavailable = ServiceUnavailable("暗号鍵の設定がこの案件の保存内容と合わないため、表示できません。"
+                                         "管理者に連絡してください（KAKANAI_ENCRYPTION_KEYS を確認して再起動）")
+        if wants_page(request):
+            return error_page(request, unavailable)
+        return JSONResponse(unavailable.body(), status_code=503)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

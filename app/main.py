@@ -14,6 +14,7 @@ from app.db import make_engine, make_sessionmaker
 from app.deps import mark_writing_routes
 from app.errors import install_error_handlers
 from app.routers import (
+    admin_pages,
     api_admin,
     api_auth,
     api_cases,
@@ -30,7 +31,7 @@ from app.routers import (
     slip_pages,
 )
 from app.security import install_security
-from app.services import live
+from app.services import instances, live
 from app.services.definitions import DefinitionRegistry
 from app.settings import PROJECT_ROOT, Settings, get_settings
 
@@ -40,6 +41,8 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
     settings = settings or get_settings()
     crypto.configure(settings.keyring())
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for stand_in in settings.development_secrets():  # names only, never a value
+        logging.getLogger("app.main").warning("development secret in use: %s (set it before going live)", stand_in)
     registry = definitions
     if registry is None:
         registry = DefinitionRegistry(settings.definitions_dir)
@@ -50,7 +53,9 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await capacity.size_thread_pool(app)
         await live.start(app)  # the per-process change watcher behind the resident page's SSE
+        await instances.start(app)  # publish the key ids this process knows (`kakanai keys rotate`)
         yield
+        await instances.stop(app)
         await live.stop(app)
         app.state.engine.dispose()
 
@@ -83,6 +88,7 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
     app.include_router(api_admin.router)
     app.include_router(api_metrics.router)
     app.include_router(dashboard.router)
+    app.include_router(admin_pages.router)
     app.include_router(api_queue.router)
     app.include_router(resident.router)
     app.include_router(board.router)

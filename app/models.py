@@ -289,3 +289,24 @@ class AuditEntry(Base):
     outcome: Mapped[str] = mapped_column(String(20), default="ok")
     ip: Mapped[str] = mapped_column(String(64), default="")
     user_agent: Mapped[str] = mapped_column(String(200), default="")
+
+
+# --- Operations (issue 11): running instances publish the encryption keys they know ------------------
+
+
+class ServiceInstance(Base):
+    """A running service process and the key ids it can decrypt (`kakanai keys rotate` checks them).
+
+    Each process upserts its row at start and refreshes `heartbeat_at` while it runs; key ids are
+    public names (`k2`), never key material.
+    """
+
+    __tablename__ = "service_instances"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(100), default="")
+    pid: Mapped[int] = mapped_column(Integer, default=0)
+    key_ids: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    current_key: Mapped[str] = mapped_column(String(16), default="")
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

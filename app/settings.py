@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -10,11 +13,15 @@ from zoneinfo import ZoneInfo
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app import crypto
 from app.crypto import KeyRing
 from app.db import DbLimits
 
 DEFAULT_SECRET = "dev-insecure-change-me"  # noqa: S105 - refused outside development, see below
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Without KAKANAI_ENCRYPTION_KEYS (development only) the at-rest key is a random one made on first
+# start and kept in this file of the data directory, readable by the service's user only.
+LOCAL_KEY_FILE = "encryption.key"
 
 
 class Settings(BaseSettings):
@@ -75,6 +82,9 @@ class Settings(BaseSettings):
     db_statement_timeout: float = 15.0
     db_connect_timeout: float = 5.0
     request_timeout: float = 20.0
+    # Each process publishes the key ids it knows in service_instances every this many seconds, so
+    # that `kakanai keys rotate` can refuse while a running instance lacks the new key; 0 = off.
+    instance_heartbeat_seconds: float = 30.0
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
@@ -89,10 +99,28 @@ class Settings(BaseSettings):
         return self
 
     def keyring(self) -> KeyRing:
-        """The at-rest encryption keys (derived from the secret key in development and tests)."""
+        """The at-rest encryption keys: KAKANAI_ENCRYPTION_KEYS, else the data directory's local key file.
+
+        The key derived from the secret key (what development used before the local key file) stays
+        in the ring for decryption only, so older development data remains readable until
+        `kakanai keys rotate`; throw-away test databases (env "test") keep using it alone.
+        """
         if self.encryption_keys is not None:
             return KeyRing.parse(self.encryption_keys.get_secret_value())
-        return KeyRing.derived(self.secret_key.get_secret_value())
+        legacy = KeyRing.derived(self.secret_key.get_secret_value())
+        if self.env == "test":
+            return legacy
+        return KeyRing.parse(local_key_spec(self.data_dir / LOCAL_KEY_FILE)).with_decrypt_only(legacy)
+
+    def development_secrets(self) -> list[str]:
+        """Which development stand-ins for secrets are in use (names only, for a start-up warning)."""
+        found = []
+        if self.secret_key.get_secret_value() == DEFAULT_SECRET:
+            found.append("KAKANAI_SECRET_KEY is the public default")
+        if self.encryption_keys is None:
+            found.append("KAKANAI_ENCRYPTION_KEYS is unset (key from " +
+                         ("the secret key" if self.env == "test" else f"{self.data_dir / LOCAL_KEY_FILE}") + ")")
+        return found
 
     def db_limits(self) -> DbLimits:
         """The database pool and timeouts (the pool has two spare connections: live watcher, probes)."""
@@ -113,7 +141,36 @@ class Settings(BaseSettings):
         return ZoneInfo(self.timezone)
 
 
+def local_key_spec(path: Path) -> str:
+    """The `id:base64` entry of the local key file, created (mode 0600) with a random key when missing."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        spec = f"local-{secrets.token_hex(4)}:{base64.b64encode(os.urandom(32)).decode()}"
+        # Write a private temporary file, then link it into place: of two processes starting at once,
+        # exactly one key wins and neither ever reads a half-written file.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, (spec + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)  # never readable by other users, whoever loosened it
+    return path.read_text(encoding="ascii").strip()
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings."""
     return Settings()
+
+
+# The ring is built from these settings when code needs it before the app or the CLI configured one.
+crypto.set_loader(lambda: get_settings().keyring())

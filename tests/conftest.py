@@ -60,8 +60,10 @@ def engine(database_url: str) -> Iterator[Engine]:
 def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Settings pointing at the test database and the shipped form definitions."""
     # live_poll_interval=0: no change watcher; requests share the rolled-back test connection.
+    # instance_heartbeat_seconds=0: no instance row written beside the test transaction.
     return Settings(env="test", database_url=database_url, data_dir=tmp_path_factory.mktemp("appdata"),
-                    definitions_dir=PROJECT_ROOT / "form_definitions", live_poll_interval=0)
+                    definitions_dir=PROJECT_ROOT / "form_definitions", live_poll_interval=0,
+                    instance_heartbeat_seconds=0)
 
 
 @pytest.fixture(scope="session")

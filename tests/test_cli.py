@@ -82,7 +82,7 @@ def test_keys_generate_and_rotate(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     try:
         assert main(["migrate"]) == 0
         assert main(["keys", "rotate"]) == 0
-        assert "re-encrypted 0 cases with key k9" in capsys.readouterr().out
+        assert "re-encrypted 0 of 0 cases with key k9" in capsys.readouterr().out
     finally:
         get_settings.cache_clear()
         crypto.configure(before)

@@ -95,3 +95,18 @@ def test_rotation_reencrypts_with_the_new_key(db: Session, registry: DefinitionR
     db.expire_all()
     loaded = db.get(Case, case.id)
     assert loaded is not None and loaded.answers["household"]["members"][3]["my_number"] == "456789012346"
+
+
+def test_a_case_under_an_unknown_key_answers_503_not_500(client: Any, counter_headers: dict[str, str],
+                                                         model_case_raw: dict[str, Any], restore_keyring: None) -> None:
+    """An instance not given the key a case was written with says so clearly (and recovers once it has it)."""
+    old_spec = _spec("gone")
+    crypto.configure(KeyRing.parse(old_spec))
+    created = client.post("/api/v1/cases", json=model_case_raw, headers=counter_headers)
+    assert created.status_code == 201
+    crypto.configure(KeyRing.parse(_spec("other")))
+    res = client.get(f"/api/v1/cases/{created.json()['id']}", headers=counter_headers)
+    assert res.status_code == 503
+    assert res.json()["message"].startswith("暗号鍵の設定がこの案件の保存内容と合わないため")
+    crypto.configure(KeyRing.parse(old_spec))
+    assert client.get(f"/api/v1/cases/{created.json()['id']}", headers=counter_headers).status_code == 200

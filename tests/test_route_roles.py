@@ -46,6 +46,7 @@ RULES: list[tuple[str, str]] = [
     (r"/api/v1/admin(/.*)?", "admin"),
     (r"/api/v1/metrics(/.*)?", "admin"),
     (r"/dashboard(/.*)?", "admin_page"),
+    (r"/admin(/.*)?", "admin_page"),  # staff accounts, department tokens, audit log
     (r"/api/v1/departments/\{department\}(/.*)?", "department"),
 ]
 ALLOWED: dict[str, set[str]] = {
@@ -134,7 +135,9 @@ def test_each_role_gets_exactly_what_the_table_says(app: FastAPI, client: TestCl
                                                     model_case_raw: dict[str, Any]) -> None:
     created = client.post("/api/v1/cases", json=model_case_raw, headers=counter_headers).json()
     values = {"case_id": created["id"], "token": created["status_token"], "status_token": created["status_token"],
-              "instance_id": "jumin_tennyu", "step_id": "1", "department": OWN_DEPARTMENT}
+              "instance_id": "jumin_tennyu", "step_id": "1", "department": OWN_DEPARTMENT,
+              # Admin pages act on accounts and tokens: ids nobody has, so an allowed call is a 404, not a lock-out.
+              "user_id": "999999", "token_id": "999999"}
     callers = {
         "anonymous": Caller(app, db, "anonymous", ""),
         "counter": Caller(app, db, "counter", "rr_counter"),

@@ -509,8 +509,8 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def service(database_url: str | None, a: Assumptions, *, server: str = "inprocess") -> Iterator[Service]:
     """Migrate the database, create staff accounts, start the app (in-process ASGI or uvicorn)."""
-    from app.cli import migrate
     from app.main import create_app
+    from app.migrate import migrate
 
     with tempfile.TemporaryDirectory(prefix="kakanai-bench-") as tmp:
         url = database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"

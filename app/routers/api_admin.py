@@ -107,9 +107,9 @@ def export_audit(
     session: SessionDep, settings: SettingsDep, user: AdminUser, client: ClientDep, actor: ActorQ = None,
     action: ActionQ = None, case_id: CaseQ = None, since: SinceQ = None, until: UntilQ = None,
 ) -> Response:
-    """Every matching entry as CSV, oldest first; the export itself is logged."""
+    """Every matching entry as CSV, oldest first (with a local-time column); the export itself is logged."""
     flt = _filter(settings, actor, action, case_id, since, until)
-    body = audit.export_csv(session, flt=flt)
+    body = audit.export_csv(session, flt=flt, tz=settings.tz)  # `at` in UTC plus `at_local` in the city's time
     audit.record(session, action=audit.EXPORT, actor=user, target="audit.csv", client=client)
     return Response(body, media_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": 'attachment; filename="audit_log.csv"', "Cache-Control": "no-store"})

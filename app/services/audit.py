@@ -33,9 +33,30 @@ PURGE = "purge"
 # A caller asked to see My Numbers / account numbers unmasked (target names which).
 REVEAL = "reveal"
 DEFINITIONS_RELOAD = "definitions_reload"
+# Operations on staff accounts and tokens (target names the account or token, actor who did it).
+USER_DISABLED = "user_disabled"
+USER_ENABLED = "user_enabled"
+USER_UNLOCKED = "user_unlocked"
+PASSWORD_RESET = "password_reset"  # noqa: S105 - an action name, not a password
+TOKENS_REVOKED = "tokens_revoked"
+TOKEN_CREATED = "token_created"  # noqa: S105
+TOKEN_REVOKED = "token_revoked"  # noqa: S105
+TOKEN_ROTATED = "token_rotated"  # noqa: S105
+KEYS_ROTATED = "keys_rotated"
 
 ACTIONS = (LOGIN, LOGIN_FAILED, LOGOUT, CASE_READ, CASE_CREATED, CASE_UPDATED, PDF_DOWNLOAD, SIGNATURE_SAVED,
-           DEPARTMENT_FETCH, STEP_UPDATED, EXPORT, PURGE, REVEAL, DEFINITIONS_RELOAD)
+           DEPARTMENT_FETCH, STEP_UPDATED, EXPORT, PURGE, REVEAL, DEFINITIONS_RELOAD, USER_DISABLED, USER_ENABLED,
+           USER_UNLOCKED, PASSWORD_RESET, TOKENS_REVOKED, TOKEN_CREATED, TOKEN_REVOKED, TOKEN_ROTATED, KEYS_ROTATED)
+# What the administrators' audit page calls each action.
+ACTION_LABELS = {
+    LOGIN: "ログイン", LOGIN_FAILED: "ログイン失敗", LOGOUT: "ログアウト", CASE_READ: "案件の閲覧",
+    CASE_CREATED: "案件の作成", CASE_UPDATED: "案件の更新", PDF_DOWNLOAD: "PDFの取得", SIGNATURE_SAVED: "署名の保存",
+    DEPARTMENT_FETCH: "課による取得", STEP_UPDATED: "手続きの更新", EXPORT: "書き出し", PURGE: "保存期間経過の削除",
+    REVEAL: "番号の表示", DEFINITIONS_RELOAD: "様式定義の再読込", USER_DISABLED: "アカウント無効化",
+    USER_ENABLED: "アカウント有効化", USER_UNLOCKED: "ロック解除", PASSWORD_RESET: "パスワード再設定",
+    TOKENS_REVOKED: "トークン・セッションの取消", TOKEN_CREATED: "課のトークン発行", TOKEN_REVOKED: "課のトークン取消",
+    TOKEN_ROTATED: "課のトークン更新", KEYS_ROTATED: "暗号鍵の切り替え",
+}
 CSV_COLUMNS = ("id", "at", "actor", "actor_id", "action", "case_id", "target", "outcome", "ip", "user_agent")
 MAX_PAGE = 500
 
@@ -121,14 +142,18 @@ def _csv_cell(value: object) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def export_csv(session: Session, *, flt: AuditFilter) -> str:
-    """The matching entries as CSV (UTF-8 with BOM so that Excel opens Japanese text correctly)."""
+def export_csv(session: Session, *, flt: AuditFilter, tz: dt.tzinfo | None = None) -> str:
+    """The matching entries as CSV (UTF-8 with BOM so that Excel opens Japanese text correctly); with `tz`,
+    a last column `at_local` gives each time in that zone (the city's local time)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
+    columns = (*CSV_COLUMNS, "at_local") if tz is not None else CSV_COLUMNS
+    writer.writerow(columns)
     for entry in iter_entries(session, flt=flt):
         row = as_dict(entry)
-        writer.writerow([_csv_cell(row[c]) for c in CSV_COLUMNS])
+        if tz is not None:
+            row["at_local"] = entry.at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+        writer.writerow([_csv_cell(row[c]) for c in columns])
     return "\ufeff" + out.getvalue()
 
 

@@ -8,11 +8,11 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from app.errors import AppError, Forbidden, LoginFailed, Unauthorized, ValidationFailed
-from app.models import ApiToken, User, utcnow
+from app.errors import AppError, Forbidden, LoginFailed, NotFound, Unauthorized, ValidationFailed
+from app.models import ApiToken, StaffSession, User, utcnow
 from app.services import audit
 
 ROLES = ("counter", "department", "admin")
@@ -20,6 +20,8 @@ MAX_FAILED_LOGINS = 5
 LOCKOUT = dt.timedelta(minutes=15)
 # Failed logins from one address within LOCKOUT before it is refused (a busy counter shares one NAT).
 MAX_FAILURES_PER_ADDRESS = 30
+# Department systems' service accounts (app.services.departments) are named dept-<department id>.
+SERVICE_ACCOUNT_PREFIX = "dept-"
 _hasher = PasswordHasher()
 # Verifying against a dummy hash for unknown users keeps response times alike, so a caller
 # cannot learn which user names exist by timing the login.
@@ -134,8 +136,15 @@ def resolve_token(session: Session, token: str) -> User:
     """The active user a bearer token belongs to; raises Unauthorized otherwise."""
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
     now = utcnow()
-    if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
-        raise Unauthorized("トークンが無効か期限切れです。もう一度ログインしてください")
+    if row is None:
+        raise Unauthorized("トークンが無効です。もう一度ログインしてください")
+    service = row.user.username.startswith(SERVICE_ACCOUNT_PREFIX) and row.user.role == "department"
+    if row.revoked_at is not None:
+        raise Unauthorized("このトークンは取り消されています。" +
+                           ("管理者に新しい課のトークンの発行を依頼してください" if service else "もう一度ログインしてください"))
+    if row.expires_at is not None and row.expires_at <= now:
+        raise Unauthorized("トークンの有効期限が切れています。" +
+                           ("管理者に課のトークンの更新を依頼してください" if service else "もう一度ログインしてください"))
     if not row.user.active:
         raise Unauthorized("このアカウントは無効です")
     return row.user
@@ -157,3 +166,136 @@ def require_role(user: User, *roles: str) -> None:
 def list_users(session: Session) -> list[User]:
     """All staff accounts by name."""
     return list(session.scalars(select(User).order_by(User.username)))
+
+
+# --- Operations on accounts and tokens (administrators; the CLI and the staff page) ----------------------
+
+GENERATED_PASSWORD_BYTES = 12  # token_urlsafe(12): 16 characters, above the 10-character minimum
+
+
+def get_user_or_raise(session: Session, username: str) -> User:
+    """The account with this user name, or NotFound."""
+    user = session.scalar(select(User).where(User.username == username)) if len(username) <= 64 else None
+    if user is None:
+        raise NotFound(f"職員「{username[:64]}」は見つかりません")
+    return user
+
+
+def get_user_by_id_or_raise(session: Session, user_id: int) -> User:
+    """The account with this id, or NotFound."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("この職員は見つかりません")
+    return user
+
+
+def _audit(session: Session, action: str, *, user: User, by: User | None, by_name: str, target: str = "",
+           client: audit.Client | None) -> None:
+    audit.record(session, action=action, actor=by, actor_name=by_name, target=target or f"user:{user.username}",
+                 client=client)
+
+
+def revoke_credentials(
+    session: Session, *, user: User, by: User | None = None, by_name: str = "cli", client: audit.Client | None = None,
+    now: dt.datetime | None = None, record: bool = True,
+) -> tuple[int, int]:
+    """Revoke every bearer token of the user and end every browser session; returns (tokens, sessions)."""
+    now = now or utcnow()
+    tokens = session.execute(
+        update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now).execution_options(synchronize_session=False)).rowcount
+    ended = session.execute(
+        update(StaffSession).where(StaffSession.user_id == user.id, StaffSession.ended_at.is_(None))
+        .values(ended_at=now).execution_options(synchronize_session=False)).rowcount
+    if record:
+        _audit(session, audit.TOKENS_REVOKED, user=user, by=by, by_name=by_name, client=client,
+               target=f"user:{user.username} tokens={tokens} sessions={ended}")
+    return tokens, ended
+
+
+def revoke_all_credentials(
+    session: Session, *, include_department_tokens: bool = False, by: User | None = None, by_name: str = "cli",
+    client: audit.Client | None = None, now: dt.datetime | None = None, keep_session_id: int | None = None,
+) -> tuple[int, int]:
+    """Revoke every staff member's bearer tokens and end every session (department system tokens too
+    when asked); only the page session `keep_session_id` (the administrator doing it) survives."""
+    now = now or utcnow()
+    query = update(ApiToken).where(ApiToken.revoked_at.is_(None))
+    if not include_department_tokens:
+        service_ids = select(User.id).where(User.username.startswith(SERVICE_ACCOUNT_PREFIX), User.role == "department")
+        query = query.where(ApiToken.user_id.not_in(service_ids))
+    tokens = session.execute(query.values(revoked_at=now).execution_options(synchronize_session=False)).rowcount
+    ended = session.execute(
+        update(StaffSession).where(StaffSession.ended_at.is_(None), StaffSession.id != (keep_session_id or -1))
+        .values(ended_at=now).execution_options(synchronize_session=False)).rowcount
+    audit.record(session, action=audit.TOKENS_REVOKED, actor=by, actor_name=by_name, client=client,
+                 target=f"all{' +department' if include_department_tokens else ''} tokens={tokens} sessions={ended}")
+    return tokens, ended
+
+
+def _check_not_last_admin(session: Session, user: User) -> None:
+    if user.role != "admin" or not user.active:
+        return
+    others = session.scalar(select(func.count()).select_from(User).where(
+        User.role == "admin", User.active.is_(True), User.id != user.id)) or 0
+    if not others:
+        raise ValidationFailed(details=[{"field": "username",
+                                         "message": "有効な管理者が他にいないため、このアカウントは無効にできません"}])
+
+
+def disable_user(
+    session: Session, *, user: User, by: User | None = None, by_name: str = "cli", client: audit.Client | None = None,
+) -> None:
+    """Disable an account: it can no longer log in, and its tokens and sessions stop at once."""
+    if by is not None and by.id == user.id:
+        raise ValidationFailed(details=[{"field": "username", "message": "自分自身のアカウントは無効にできません"}])
+    _check_not_last_admin(session, user)
+    user.active = False
+    revoke_credentials(session, user=user, by=by, by_name=by_name, client=client, record=False)
+    _audit(session, audit.USER_DISABLED, user=user, by=by, by_name=by_name, client=client)
+
+
+def enable_user(
+    session: Session, *, user: User, by: User | None = None, by_name: str = "cli", client: audit.Client | None = None,
+) -> None:
+    """Enable a disabled account again (it signs in anew: old tokens stay revoked)."""
+    user.active = True
+    _audit(session, audit.USER_ENABLED, user=user, by=by, by_name=by_name, client=client)
+
+
+def unlock_user(
+    session: Session, *, user: User, by: User | None = None, by_name: str = "cli", client: audit.Client | None = None,
+) -> None:
+    """Lift a lock-out after failed logins and reset the failure count."""
+    user.locked_until = None
+    user.failed_logins = 0
+    _audit(session, audit.USER_UNLOCKED, user=user, by=by, by_name=by_name, client=client)
+
+
+def reset_password(
+    session: Session, *, user: User, password: str | None = None, by: User | None = None, by_name: str = "cli",
+    client: audit.Client | None = None,
+) -> str:
+    """Set a new password (a random one when none is given, returned to be shown once); the account is
+    unlocked and its tokens and sessions end, so whoever knew the old password is signed out."""
+    if password is None:
+        password = secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
+    if len(password) < 10:
+        raise ValidationFailed(details=[{"field": "password", "message": "パスワードは10文字以上にしてください"}])
+    if len(password) > 200:
+        raise ValidationFailed(details=[{"field": "password", "message": "パスワードは200文字以内にしてください"}])
+    user.password_hash = hash_password(password)
+    user.locked_until = None
+    user.failed_logins = 0
+    revoke_credentials(session, user=user, by=by, by_name=by_name, client=client, record=False)
+    _audit(session, audit.PASSWORD_RESET, user=user, by=by, by_name=by_name, client=client)
+    return password
+
+
+def account_state(user: User, *, now: dt.datetime | None = None) -> str:
+    """`disabled`, `locked` or `active` (what the staff list shows)."""
+    if not user.active:
+        return "disabled"
+    if user.locked_until is not None and user.locked_until > (now or utcnow()):
+        return "locked"
+    return "active"

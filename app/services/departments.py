@@ -29,10 +29,14 @@ from app.errors import Forbidden, NotFound, ValidationFailed
 from app.forms.loader import DefinitionSet
 from app.forms.schema import Application, Department, FormField
 from app.models import ApiToken, User, utcnow
-from app.services import auth, masking
+from app.services import audit, auth, masking
 
-SERVICE_PREFIX = "dept-"
+SERVICE_PREFIX = auth.SERVICE_ACCOUNT_PREFIX
 MAX_EXPIRES_DAYS = 3650
+# Department tokens expire: a year unless the administrator chooses otherwise.
+DEFAULT_EXPIRES_DAYS = 365
+# After a rotation the old token may keep working this long while the department system switches.
+MAX_GRACE_HOURS = 24 * 30
 # Answers every department gets: who lives where (the household and the new address) and the visit.
 ALWAYS_SHARED = ("visit_date", "life_events", "household", "address")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -91,19 +95,22 @@ def ensure_service_user(session: Session, *, defs: DefinitionSet, department_id:
 
 
 def create_token(
-    session: Session, *, defs: DefinitionSet, department_id: str, label: str = "", expires_days: int | None = None,
+    session: Session, *, defs: DefinitionSet, department_id: str, label: str = "",
+    expires_days: int = DEFAULT_EXPIRES_DAYS, by: User | None = None, by_name: str = "cli",
+    client: audit.Client | None = None,
 ) -> IssuedToken:
-    """Issue a bearer token for the department's service account (printed once by the CLI)."""
-    if expires_days is not None and not 1 <= expires_days <= MAX_EXPIRES_DAYS:
+    """Issue a bearer token for the department's service account (printed once by the CLI); audited."""
+    if not isinstance(expires_days, int) or not 1 <= expires_days <= MAX_EXPIRES_DAYS:
         raise ValidationFailed(details=[{"field": "expires_days",
                                          "message": f"有効日数は 1〜{MAX_EXPIRES_DAYS} の整数で指定してください"}])
     if len(label) > 100:
         raise ValidationFailed(details=[{"field": "label", "message": "ラベルは100文字以内にしてください"}])
     user = ensure_service_user(session, defs=defs, department_id=department_id)
-    ttl = dt.timedelta(days=expires_days) if expires_days is not None else None
-    token = auth.issue_token(session, user=user, ttl=ttl, label=label or "department-api")
+    token = auth.issue_token(session, user=user, ttl=dt.timedelta(days=expires_days), label=label or "department-api")
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == auth._token_hash(token)))
     assert row is not None
+    audit.record(session, action=audit.TOKEN_CREATED, actor=by, actor_name=by_name, client=client,
+                 target=f"token:{row.id} department:{department_id} days={expires_days}")
     return IssuedToken(id=row.id, token=token, username=user.username, department_id=department_id,
                        expires_at=row.expires_at)
 
@@ -119,14 +126,69 @@ def list_tokens(session: Session, *, defs: DefinitionSet, department_id: str) ->
     ))
 
 
-def revoke_token(session: Session, *, token_id: int) -> ApiToken:
-    """Revoke a department token by its id; other users' tokens are not touched (NotFound)."""
-    row = session.get(ApiToken, token_id)
+def list_all_tokens(session: Session) -> list[ApiToken]:
+    """Every department's tokens (the administrators' token page), by department then age."""
+    return list(session.scalars(
+        select(ApiToken).join(User, ApiToken.user_id == User.id)
+        .where(User.username.startswith(SERVICE_PREFIX), User.role == "department")
+        .order_by(User.department_id, ApiToken.id)
+    ))
+
+
+def token_state(row: ApiToken, *, now: dt.datetime | None = None) -> str:
+    """`revoked`, `expired` or `active`."""
+    if row.revoked_at is not None:
+        return "revoked"
+    if row.expires_at is not None and row.expires_at <= (now or utcnow()):
+        return "expired"
+    return "active"
+
+
+def _department_token_or_raise(session: Session, token_id: int) -> ApiToken:
+    row = session.get(ApiToken, token_id) if 0 < token_id < 2**62 else None
     if row is None or row.user.role != "department" or not row.user.username.startswith(SERVICE_PREFIX):
         raise NotFound(f"課のトークン {token_id} は見つかりません")
+    return row
+
+
+def revoke_token(
+    session: Session, *, token_id: int, by: User | None = None, by_name: str = "cli", client: audit.Client | None = None,
+) -> ApiToken:
+    """Revoke a department token by its id; other users' tokens are not touched (NotFound); audited."""
+    row = _department_token_or_raise(session, token_id)
     if row.revoked_at is None:
         row.revoked_at = utcnow()
+        audit.record(session, action=audit.TOKEN_REVOKED, actor=by, actor_name=by_name, client=client,
+                     target=f"token:{row.id} department:{row.user.department_id}")
     return row
+
+
+def rotate_token(
+    session: Session, *, defs: DefinitionSet, token_id: int, grace_hours: float = 0,
+    expires_days: int = DEFAULT_EXPIRES_DAYS, by: User | None = None, by_name: str = "cli",
+    client: audit.Client | None = None,
+) -> tuple[IssuedToken, ApiToken]:
+    """Issue a successor of a department token (same department and label); the old one stops now, or
+    after `grace_hours` while the department system switches over (never later than it would have)."""
+    if not 0 <= grace_hours <= MAX_GRACE_HOURS:
+        raise ValidationFailed(details=[{"field": "grace_hours",
+                                         "message": f"猶予時間は 0〜{MAX_GRACE_HOURS} 時間で指定してください"}])
+    old = _department_token_or_raise(session, token_id)
+    if token_state(old) != "active":
+        raise ValidationFailed(details=[{"field": "token_id",
+                                         "message": "取り消し済みまたは期限切れのトークンは更新できません。新しく発行してください"}])
+    department_id = old.user.department_id or ""
+    issued = create_token(session, defs=defs, department_id=department_id, label=old.label, expires_days=expires_days,
+                          by=by, by_name=by_name, client=client)
+    now = utcnow()
+    if grace_hours == 0:
+        old.revoked_at = now
+    else:
+        until = now + dt.timedelta(hours=grace_hours)
+        old.expires_at = until if old.expires_at is None or until < old.expires_at else old.expires_at
+    audit.record(session, action=audit.TOKEN_ROTATED, actor=by, actor_name=by_name, client=client,
+                 target=f"token:{old.id}->{issued.id} department:{department_id} grace_hours={grace_hours:g}")
+    return issued, old
 
 
 # --- What a department may see of the answers --------------------------------------------------------

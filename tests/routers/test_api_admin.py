@@ -132,7 +132,8 @@ def test_only_admins_read_the_log_and_nothing_can_change_it(client: TestClient, 
     assert client.get("/api/v1/admin/audit.csv", headers=counter_headers).status_code == 403
     audit_routes = [r for r in iter_route_contexts(app.routes) if isinstance(r.original_route, APIRoute)
                     and "audit" in r.path]
-    assert {r.path for r in audit_routes} == {"/api/v1/admin/audit", "/api/v1/admin/audit.csv"}
+    assert {r.path for r in audit_routes} == {"/api/v1/admin/audit", "/api/v1/admin/audit.csv",
+                                              "/admin/audit", "/admin/audit.csv"}  # the API and the admin page
     assert {m for r in audit_routes for m in r.methods} == {"GET"}
     for method in ("post", "put", "patch", "delete"):
         assert getattr(client, method)("/api/v1/admin/audit", headers=counter_headers).status_code == 405

@@ -1,0 +1,155 @@
+"""Re-encrypting stored answers under a new key without losing a save made meanwhile.
+
+`kakanai keys rotate` runs this beside a live service, so it is a job over a session factory (one
+short transaction per case) rather than a request service:
+
+1. Refuse unless every running instance (app.services.instances) encrypts with the new key: an
+   instance that did not know it would fail on the re-encrypted cases, and one that still encrypted
+   with the old key would keep writing cases the rotation has to chase.
+2. Rewrite each case in its own transaction with a compare-and-set on its version
+   (`UPDATE cases SET answers = ? WHERE id = ? AND version = ?`): a save that lands between the
+   read and the write bumps the version, the rotation's write matches no row, and the case is read
+   again. The rotation never bumps the version itself (the plaintext is unchanged), so a tablet's
+   next save is not refused as stale.
+3. Verify that every stored value decrypts with the new key alone before reporting success;
+   rows that do not (saved under the old key meanwhile) are rewritten again, a few passes at most.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from sqlalchemy import select, type_coerce, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from app import crypto
+from app.errors import AppError
+from app.models import Case, JSONType
+from app.services import instances
+
+MAX_PASSES = 5
+MAX_ROW_ATTEMPTS = 50
+_RAW = type_coerce(Case.answers, JSONType).label("answers")  # the stored JSON, ciphertexts as they are
+
+
+class RotationRefused(AppError):
+    """A running instance would not read (or would not write) the new key."""
+
+    status = 409
+    code = "rotation_refused"
+    message = "稼働中のサービスが新しい鍵を使っていないため、鍵の切り替えを中止しました"
+
+
+@dataclass
+class RotationReport:
+    """What a rotation did: rows rewritten, saves it had to re-read, passes, and what still fails."""
+
+    key_id: str
+    cases: int = 0
+    rewritten: int = 0
+    retried: int = 0
+    passes: int = 0
+    stale: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Every stored value decrypts with the new key alone."""
+        return not self.stale
+
+
+def check_instances(session: Session, *, key_id: str, window: dt.timedelta) -> list[str]:
+    """Why the running instances forbid a rotation to `key_id` (empty: none does)."""
+    problems = []
+    for inst in instances.list_running(session, window=window):
+        if key_id not in inst.key_ids:
+            problems.append(f"{inst.host} (pid {inst.pid}) does not know key {key_id} "
+                            f"(knows {', '.join(inst.key_ids) or 'none'})")
+        elif inst.current_key != key_id:
+            problems.append(f"{inst.host} (pid {inst.pid}) still encrypts with key {inst.current_key}")
+    return problems
+
+
+def _ids(factory: sessionmaker[Session], batch: int) -> Iterator[str]:
+    last = ""
+    while True:
+        with factory() as session:
+            conn = session.connection(execution_options={"sqlite_begin": "DEFERRED"})
+            ids = list(conn.scalars(select(Case.id).where(Case.id > last).order_by(Case.id).limit(batch)))
+        yield from ids
+        if len(ids) < batch:
+            return
+        last = ids[-1]
+
+
+def rewrite_case(factory: sessionmaker[Session], case_id: str, ring: crypto.KeyRing, report: RotationReport) -> None:
+    """Re-encrypt one case under the ring's current key, re-reading it while saves overtake the write.
+
+    The read and the compare-and-set write are two short transactions, so no lock is held while the
+    values are decrypted and encrypted again; the version check catches any save in between.
+    """
+    for _ in range(MAX_ROW_ATTEMPTS):
+        with factory() as session:
+            conn = session.connection(execution_options={"sqlite_begin": "DEFERRED"})
+            row = conn.execute(select(Case.version, _RAW).where(Case.id == case_id)).one_or_none()
+        if row is None:
+            return  # deleted meanwhile
+        try:
+            doc, changed = crypto.reencrypt(row.answers, ring)
+        except crypto.KeyError_:
+            return  # under a key this ring lacks: left as it is and reported by the verification
+        if not changed:
+            return
+        with factory.begin() as session:
+            matched = session.execute(
+                update(Case).where(Case.id == case_id, Case.version == row.version)
+                .values({Case.answers: type_coerce(doc, JSONType)})
+                .execution_options(synchronize_session=False)
+            ).rowcount
+        if matched == 1:
+            report.rewritten += 1
+            return
+        report.retried += 1
+    raise RuntimeError(f"case {case_id} kept changing during the rotation")
+
+
+def stale_cases(factory: sessionmaker[Session], ring: crypto.KeyRing, *, batch: int = 200) -> list[str]:
+    """Ids of cases holding a value that does not decrypt with the ring's current key alone."""
+    stale = []
+    last = ""
+    while True:
+        with factory() as session:
+            conn = session.connection(execution_options={"sqlite_begin": "DEFERRED"})
+            rows = conn.execute(select(Case.id, _RAW).where(Case.id > last).order_by(Case.id).limit(batch)).all()
+        stale += [r.id for r in rows if crypto.stale_values(r.answers, ring)]
+        if len(rows) < batch:
+            return stale
+        last = rows[-1].id
+
+
+def rotate(
+    factory: sessionmaker[Session], *, ring: crypto.KeyRing, window: dt.timedelta, batch: int = 200,
+    progress: Callable[[RotationReport], None] | None = None,
+) -> RotationReport:
+    """Re-encrypt every case under `ring.current` and verify; raises RotationRefused (see the module)."""
+    with factory() as session:
+        session.connection(execution_options={"sqlite_begin": "DEFERRED"})
+        problems = check_instances(session, key_id=ring.current, window=window)
+    if problems:
+        raise RotationRefused(details=[{"field": "instances", "message": p} for p in problems])
+    report = RotationReport(key_id=ring.current)
+    todo: Iterator[str] | list[str] = _ids(factory, batch)
+    while report.passes < MAX_PASSES:
+        report.passes += 1
+        for case_id in todo:
+            rewrite_case(factory, case_id, ring, report)
+            if report.passes == 1:
+                report.cases += 1
+                if progress is not None and report.cases % 500 == 0:
+                    progress(report)
+        report.stale = stale_cases(factory, ring, batch=batch)
+        if not report.stale:
+            break
+        todo = list(report.stale)
+    return report
