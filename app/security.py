@@ -270,6 +270,29 @@ class _NoResultRows(logging.Filter):
 
 _ROW_FILTER = _NoResultRows()
 
+# The resident page's status token is the only credential of that page: an access log must not
+# hold it. The postal-code lookup's query is a partial address.
+_TOKEN_PATHS = re.compile(r"^(/q/|/api/v1/status/)[^/?#\s]+")
+_POSTAL_QUERY = re.compile(r"([?&]code=)[^&#\s]*")
+
+
+def redact_path(path: str) -> str:
+    """A request path as an access log may show it: status tokens and postal codes replaced by ***."""
+    return _POSTAL_QUERY.sub(r"\1***", _TOKEN_PATHS.sub(r"\1***", path))
+
+
+class _RedactAccessLog(logging.Filter):
+    """Rewrites uvicorn's access-log record (client, method, path, version, status) before it is written."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], redact_path(args[2]), *args[3:])
+        return True
+
+
+_ACCESS_FILTER = _RedactAccessLog()
+
 
 def install_log_redaction() -> None:
     """Keep personal data out of the logs even when an operator turns SQL echo on (see SECURITY.md)."""
@@ -277,6 +300,9 @@ def install_log_redaction() -> None:
         logger = logging.getLogger(name)
         if _ROW_FILTER not in logger.filters:
             logger.addFilter(_ROW_FILTER)
+    access = logging.getLogger("uvicorn.access")
+    if _ACCESS_FILTER not in access.filters:
+        access.addFilter(_ACCESS_FILTER)
 
 
 def install_security(app: FastAPI, settings: Settings) -> None:
