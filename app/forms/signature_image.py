@@ -43,8 +43,9 @@ def check_signature_png(data: bytes, *, max_bytes: int) -> tuple[int, int]:
                 image.load()
     except SignatureImageError:
         raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning,
-            EOFError, MemoryError):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise SignatureImageError(f"署名の画像の縦横が大きすぎます（{MAX_WIDTH}×{MAX_HEIGHT}ピクセルまで）") from None
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError):
         raise SignatureImageError("署名の画像が壊れているか途中で切れています。もう一度署名してください") from None
     return width, height
 
