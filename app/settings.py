@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -55,6 +56,9 @@ class Settings(BaseSettings):
     queue_estimate_window: int = 10
     queue_service_minutes: dict[str, float] = {"": 20.0}
     queue_default_open_counters: int = 2
+    # Reverse proxies whose X-Forwarded-For is believed (comma-separated IPs or CIDRs; empty: none).
+    # Used for the login limit and the audit log's addresses, and by `kakanai serve` (uvicorn).
+    trusted_proxies: str = ""
     # "id1:base64(32 bytes),id2:..." — the first key encrypts, all decrypt (see `kakanai keys`).
     encryption_keys: SecretStr | None = None
 
@@ -64,6 +68,10 @@ class Settings(BaseSettings):
             raise ValueError("KAKANAI_SECRET_KEY must be set to a random value in production")
         if self.env == "production" and len(self.secret_key.get_secret_value()) < 32:
             raise ValueError("KAKANAI_SECRET_KEY must be at least 32 characters in production")
+        try:
+            self.trusted_proxy_networks()
+        except ValueError as exc:
+            raise ValueError(f"KAKANAI_TRUSTED_PROXIES: {exc}") from None
         if self.env == "production" and self.encryption_keys is None:
             raise ValueError("KAKANAI_ENCRYPTION_KEYS must be set in production (kakanai keys generate)")
         return self
@@ -73,6 +81,10 @@ class Settings(BaseSettings):
         if self.encryption_keys is not None:
             return KeyRing.parse(self.encryption_keys.get_secret_value())
         return KeyRing.derived(self.secret_key.get_secret_value())
+
+    def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """KAKANAI_TRUSTED_PROXIES parsed (a bare address is a /32 or /128 network)."""
+        return [ipaddress.ip_network(part.strip(), strict=False) for part in self.trusted_proxies.split(",") if part.strip()]
 
     @property
     def effective_database_url(self) -> str:
