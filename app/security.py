@@ -345,6 +345,29 @@ class _RedactAccessLog(logging.Filter):
 _ACCESS_FILTER = _RedactAccessLog()
 
 
+class _RedactAsgiTrace(logging.Filter):
+    """uvicorn's TRACE level logs each request's ASGI scope: redact its path and query the same way."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._scope(arg) for arg in record.args)
+        return True
+
+    @staticmethod
+    def _scope(arg: object) -> object:
+        if not isinstance(arg, dict) or "path" not in arg:
+            return arg
+        out = dict(arg)
+        out["path"] = redact_path(str(out.get("path", "")))
+        out.pop("raw_path", None)
+        if out.get("query_string"):
+            out["query_string"] = redact_path("?" + bytes(out["query_string"]).decode("latin-1"))[1:].encode("latin-1")
+        return out
+
+
+_TRACE_FILTER = _RedactAsgiTrace()
+
+
 def install_log_redaction() -> None:
     """Keep personal data out of the logs even when an operator turns SQL echo on (see SECURITY.md)."""
     for name in ("sqlalchemy.engine", "sqlalchemy.engine.Engine"):
@@ -354,6 +377,9 @@ def install_log_redaction() -> None:
     access = logging.getLogger("uvicorn.access")
     if _ACCESS_FILTER not in access.filters:
         access.addFilter(_ACCESS_FILTER)
+    trace = logging.getLogger("uvicorn.asgi")
+    if _TRACE_FILTER not in trace.filters:
+        trace.addFilter(_TRACE_FILTER)
 
 
 def install_security(app: FastAPI, settings: Settings) -> None:
