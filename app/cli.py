@@ -172,6 +172,12 @@ def cmd_retention_purge(args: argparse.Namespace, settings: Settings) -> int:
     crypto.configure(settings.keyring())
     with _session(settings) as session:
         report = retention.purge(session, older_than_days=days, dry_run=args.dry_run)
+    if report.count and not args.dry_run:
+        from app.db import make_engine
+
+        engine = make_engine(settings.effective_database_url)
+        retention.scrub_storage(engine)
+        engine.dispose()
     verb = "would purge" if args.dry_run else "purged"
     print(f"{verb} {report.count} visits last active before {report.cutoff:%Y-%m-%d %H:%M} UTC ({days} days)")
     return 0

@@ -33,6 +33,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=10000")
+    # Deleted or overwritten content is zeroed, not left in free space (retention purges: SECURITY.md).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
