@@ -59,7 +59,7 @@ class _Uvicorn:
                                      "uvicorn.access", "uvicorn.asgi", "fastapi", "app")},
         }), encoding="utf-8")
         self.log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
+        self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "tests.servers.explode_app:app", "--host", "127.0.0.1",
              "--port", str(self.port), "--log-config", str(config), "--log-level", "trace", "--access-log",
              "--timeout-graceful-shutdown", "2"],
@@ -150,4 +150,4 @@ def test_a_real_server_at_debug_logs_no_personal_data(server_url: str, tmp_path:
     assert "SELECT" in log and "uvicorn" in log.lower()  # DEBUG really was on (SQL echo, uvicorn's own lines)
     assert f"/q/{status_token}" not in log and status_token not in log
     assert "/q/***" in log and "/api/v1/status/***" in log  # the access log was on, with tokens redacted
-    assert _leaks(log, secrets + ["1890-06-15", "6610012", "尼崎太郎"]) == []
+    assert _leaks(log, [*secrets, "1890-06-15", "6610012", "尼崎太郎"]) == []
