@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from app.forms.context import ALIASES, BUILTINS
-from app.forms.expr import FUNCTIONS, ExprError, compile_expr
+from app.forms.expr import FUNCTIONS, STEP_BUDGET, ExprBudgetExceeded, ExprError, compile_expr
 from app.forms.schema import (
     Application,
     Department,
@@ -25,6 +25,7 @@ from app.forms.schema import (
     InterviewSection,
 )
 from app.forms.transforms import TRANSFORMS
+from app.forms.worst_case import item_at, worst_case_context
 from app.forms.yamlsource import Problem, SourceMap, YamlError, load_yaml
 
 ADDRESS_PARTS = ("postal_code", "prefecture", "city", "town", "block", "building")
@@ -145,9 +146,25 @@ def _read(path: Path, rel: str, problems: list[Problem]) -> tuple[Any, SourceMap
 class _Checker:
     """Compiles expressions and checks the data paths they read against the interview."""
 
-    def __init__(self, known_paths: frozenset[str], problems: list[Problem]):
+    def __init__(self, known_paths: frozenset[str], problems: list[Problem], worst: dict[str, Any] | None = None):
         self.known = known_paths
         self.problems = problems
+        self.worst = worst
+
+    def cost(self, text: str, smap: SourceMap, path: str, scope: dict[str, str]) -> None:
+        """Evaluate on the largest household the interview allows; too many steps is a problem."""
+        if self.worst is None:
+            return
+        context = dict(self.worst)
+        for name, prefix in scope.items():
+            context[name] = item_at(self.worst, prefix)
+        try:
+            compile_expr(text).evaluate(context, budget=STEP_BUDGET)
+        except ExprBudgetExceeded:
+            self.problems.append(Problem(smap.file, smap.line_of(path), path,
+                                         f"式の計算量が多すぎます（世帯員などが最大数のとき {STEP_BUDGET:,} 手順を超えます）: {text}"))
+        except Exception:  # noqa: S110 - evaluation never raises on data; anything else is not a cost problem
+            pass
 
     def resolve(self, raw: str, scope: dict[str, str]) -> str:
         head, dot, rest = raw.partition(".")
@@ -167,6 +184,7 @@ class _Checker:
         except ExprError as exc:
             self.problems.append(Problem(smap.file, smap.line_of(path), path, f"式の誤り: {exc}"))
             return []
+        self.cost(str(text), smap, path, scope)
         resolved = []
         for raw in sorted(compiled.paths()):
             if raw in BUILTINS or raw in FUNCTIONS:
@@ -348,7 +366,7 @@ def load_definitions(directory: Path | str) -> DefinitionSet:
         if interview is not None:
             fields = _interview_paths(interview, loaded[1], problems)
     known = _known_paths(fields)
-    checker = _Checker(known, problems)
+    checker = _Checker(known, problems, worst_case_context(interview) if interview is not None and fields else None)
     if interview is not None and loaded is not None:
         smap = loaded[1]
         for si, section in enumerate(interview.sections):
