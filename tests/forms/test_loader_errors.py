@@ -96,7 +96,8 @@ CASES: list[tuple[str, str, str]] = [
     ("validity reversed", GOOD_APP.replace("legal_basis:", "valid_from: 2025-01-01\nvalid_to: 2024-01-01\nlegal_basis:"),
      f"{F}:1: (root): valid_from が valid_to より後になっています"),
     ("bad date", GOOD_APP.replace("legal_basis:", "valid_from: 2025-13-01\nlegal_basis:"),
-     f"{F}:3: valid_from: 値を読めません: 2025-13-01（日付なら存在する日付を 2026-04-01 の形で。文字として使うなら引用符で囲んでください）"),
+     f"{F}:3: valid_from: 値を読めません: 2025-13-01"
+     "（日付なら存在する日付を 2026-04-01 の形で。文字として使うなら引用符で囲んでください）"),
     ("unknown after", GOOD_APP.replace("legal_basis:", "after: [tennyu]\nlegal_basis:"),
      f"{F}:3: after.0: after に指定した申請書がありません: tennyu"),
     ("signature missing", GOOD_APP.replace("            - {label: 署名, style: signature}\n", ""),
