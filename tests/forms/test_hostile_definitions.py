@@ -110,3 +110,56 @@ def test_reload_of_deeply_nested_yaml_is_a_422(reload_client: TestClient, db: Se
     res = _reload(reload_client, db)
     assert res.status_code == 422, res.text[:300]
     assert "入れ子が深すぎます" in res.json()["report"]
+
+
+# --- reports: the cause first, each independent problem once, in Japanese -----------------------------
+
+def test_an_unknown_key_does_not_hide_the_other_problems_of_its_file(tmp_path: Path) -> None:
+    broken = GOOD_APP.replace("legal_basis:", "deadline_days: 14\nlegal_basis:").replace("department: shimin",
+                                                                                        "department: somewhere")
+    report = str(pytest.raises(DefinitionError, load_definitions, _make(tmp_path, broken)).value).splitlines()
+    assert any("deadline_days: 未知の項目です" in line for line in report), report
+    assert any("department: departments.yaml にない課です: somewhere" in line for line in report), report
+
+
+def _interview_typo(defs_dir: Path, old: str, new: str) -> list[str]:
+    target = defs_dir / "interview.yaml"
+    text = target.read_text(encoding="utf-8")
+    assert old in text
+    target.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return str(pytest.raises(DefinitionError, load_definitions, defs_dir).value).splitlines()
+
+
+def test_a_kind_typo_in_the_interview_is_one_problem_reported_first(defs_dir: Path) -> None:
+    report = _interview_typo(defs_dir, "kind: date", "kind: dat")
+    assert len(report) == 1, report[:5]  # was 464, the real cause last
+    assert report[0].startswith("interview.yaml:") and "kind: 次のいずれかを指定してください" in report[0]
+    assert " or " not in report[0]
+
+
+def test_a_renamed_interview_field_is_one_problem_with_its_places(defs_dir: Path) -> None:
+    report = _interview_typo(defs_dir, "path: birth_date", "path: birth_dat")
+    assert len(report) == 1, report[:5]  # was 60, one per place that reads the birth date
+    assert "birth_dat のことですか" in report[0] and "同じ参照が他に" in report[0]
+
+
+def test_the_cause_comes_before_its_consequences(defs_dir: Path) -> None:
+    # An independent problem in an application stays in the report, after the interview's.
+    app = defs_dir / "applications" / "jido_teate.yaml"
+    app.write_text(app.read_text(encoding="utf-8").replace("department: kodomo", "department: nowhere", 1),
+                   encoding="utf-8")
+    report = _interview_typo(defs_dir, "kind: date", "kind: dat")
+    assert len(report) == 2, report
+    assert report[0].startswith("interview.yaml:") and report[1].startswith("applications/jido_teate.yaml:")
+
+
+def test_reports_are_in_japanese_and_quote_the_expression(tmp_path: Path) -> None:
+    bad_date = GOOD_APP.replace("legal_basis:", "valid_from: 2025-13-01\nlegal_basis:")
+    report = str(pytest.raises(DefinitionError, load_definitions, _make(tmp_path / "a", bad_date)).value)
+    assert "month must be" not in report and "2025-13-01" in report
+    syntax = GOOD_APP.replace("'move_in' in life_events", "'move_in' in (life_events")
+    report = str(pytest.raises(DefinitionError, load_definitions, _make(tmp_path / "b", syntax)).value)
+    assert "「'move_in' in ▶(life_events」" in report and "文字目" not in report
+    yaml_error = GOOD_APP.replace("title: テスト届", "title: [テスト届")
+    report = str(pytest.raises(DefinitionError, load_definitions, _make(tmp_path / "c", yaml_error)).value)
+    assert "expected" not in report and "but got" not in report

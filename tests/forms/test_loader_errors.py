@@ -65,11 +65,11 @@ CASES: list[tuple[str, str, str]] = [
     ("unknown department", GOOD_APP.replace("department: shimin", "department: somewhere"),
      f"{F}:2: department: departments.yaml にない課です: somewhere"),
     ("bad expression syntax", GOOD_APP.replace("'move_in' in life_events", "'move_in' in (life_events"),
-     f"{F}:5: applies_when.0.if: 式の誤り: 式の構文が正しくありません（14文字目）"),
+     f"{F}:5: applies_when.0.if: 式の誤り: 式の構文が正しくありません: 「'move_in' in ▶(life_events」"),
     ("malicious expression", GOOD_APP.replace("'move_in' in life_events", "__import__('os')"),
-     f"{F}:5: applies_when.0.if: 式の誤り: 「_」で始まる名前は使えません: __import__（1文字目）"),
+     f"{F}:5: applies_when.0.if: 式の誤り: 「_」で始まる名前は使えません: __import__: 「▶__import__('os')」"),
     ("unknown function", GOOD_APP.replace("'move_in' in life_events", "eval('1')"),
-     f"{F}:5: applies_when.0.if: 式の誤り: 未知の関数です: eval（1文字目）"),
+     f"{F}:5: applies_when.0.if: 式の誤り: 未知の関数です: eval: 「▶eval('1')」"),
     ("unknown data path", GOOD_APP.replace("'move_in' in life_events", "household.pets > 0"),
      f"{F}:5: applies_when.0.if: 聞き取り項目にないデータを参照しています: household.pets"),
     ("unknown member field", GOOD_APP.replace("source: head, transform", "source: head.blood_type, transform"),
@@ -81,7 +81,7 @@ CASES: list[tuple[str, str, str]] = [
     ("bad kind", GOOD_APP.replace("kind: name}", "kind: nickname}"),
      f"{F}:12: layout.sections.0.rows.0.cells.0.kind: 次のいずれかを指定してください: 'name', 'kana', "
      "'address', 'birth_date', 'date', 'phone', 'my_number', 'postal_code', 'bank', 'text', 'check', "
-     "'signature' or 'blank'"),
+     "'signature', 'blank'"),
     ("comb without boxes", GOOD_APP.replace("kind: name}", "kind: name, style: comb}"),
      f"{F}:12: layout.sections.0.rows.0.cells.0: style: comb には boxes（マスの数）が必要です"),
     ("check without options", GOOD_APP.replace("kind: name}", "kind: name, style: check}"),
