@@ -117,9 +117,15 @@ def test_reload_of_deeply_nested_yaml_is_a_422(reload_client: TestClient, db: Se
 def test_an_unknown_key_does_not_hide_the_other_problems_of_its_file(tmp_path: Path) -> None:
     broken = GOOD_APP.replace("legal_basis:", "deadline_days: 14\nlegal_basis:").replace("department: shimin",
                                                                                         "department: somewhere")
-    report = str(pytest.raises(DefinitionError, load_definitions, _make(tmp_path, broken)).value).splitlines()
+    report = _report_of(_make(tmp_path, broken)).splitlines()
     assert any("deadline_days: 未知の項目です" in line for line in report), report
     assert any("department: departments.yaml にない課です: somewhere" in line for line in report), report
+
+
+def _report_of(root: Path) -> str:
+    with pytest.raises(DefinitionError) as info:
+        load_definitions(root)
+    return str(info.value)
 
 
 def _interview_typo(defs_dir: Path, old: str, new: str) -> list[str]:
@@ -127,7 +133,7 @@ def _interview_typo(defs_dir: Path, old: str, new: str) -> list[str]:
     text = target.read_text(encoding="utf-8")
     assert old in text
     target.write_text(text.replace(old, new, 1), encoding="utf-8")
-    return str(pytest.raises(DefinitionError, load_definitions, defs_dir).value).splitlines()
+    return _report_of(defs_dir).splitlines()
 
 
 def test_a_kind_typo_in_the_interview_is_one_problem_reported_first(defs_dir: Path) -> None:
@@ -155,11 +161,11 @@ def test_the_cause_comes_before_its_consequences(defs_dir: Path) -> None:
 
 def test_reports_are_in_japanese_and_quote_the_expression(tmp_path: Path) -> None:
     bad_date = GOOD_APP.replace("legal_basis:", "valid_from: 2025-13-01\nlegal_basis:")
-    report = str(pytest.raises(DefinitionError, load_definitions, _make(tmp_path / "a", bad_date)).value)
+    report = _report_of(_make(tmp_path / "a", bad_date))
     assert "month must be" not in report and "2025-13-01" in report
     syntax = GOOD_APP.replace("'move_in' in life_events", "'move_in' in (life_events")
-    report = str(pytest.raises(DefinitionError, load_definitions, _make(tmp_path / "b", syntax)).value)
+    report = _report_of(_make(tmp_path / "b", syntax))
     assert "「'move_in' in ▶(life_events」" in report and "文字目" not in report
     yaml_error = GOOD_APP.replace("title: テスト届", "title: [テスト届")
-    report = str(pytest.raises(DefinitionError, load_definitions, _make(tmp_path / "c", yaml_error)).value)
+    report = _report_of(_make(tmp_path / "c", yaml_error))
     assert "expected" not in report and "but got" not in report
