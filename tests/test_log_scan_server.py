@@ -148,6 +148,6 @@ def test_a_real_server_at_debug_logs_no_personal_data(server_url: str, tmp_path:
         log = server.stop()
     assert "unhandled error on GET /__explode: RuntimeError" in log, log[-2000:]
     assert "SELECT" in log and "uvicorn" in log.lower()  # DEBUG really was on (SQL echo, uvicorn's own lines)
+    assert _leaks(log, [*secrets, "1890-06-15", "6610012", "尼崎太郎"]) == []
     assert f"/q/{status_token}" not in log and status_token not in log
     assert "/q/***" in log and "/api/v1/status/***" in log  # the access log was on, with tokens redacted
-    assert _leaks(log, [*secrets, "1890-06-15", "6610012", "尼崎太郎"]) == []

@@ -12,7 +12,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.client_address import client_address
 from app.errors import ValidationFailed
 from app.models import AuditEntry, User
 from app.services import audit, auth
@@ -108,6 +107,8 @@ def test_rotating_x_forwarded_for_from_an_untrusted_peer_does_not_bypass_the_lim
 
 
 def test_forwarded_addresses_are_believed_only_from_configured_proxies() -> None:
+    from app.client_address import client_address
+
     proxies = Settings(env="test", trusted_proxies="10.0.0.0/8, 192.0.2.1").trusted_proxy_networks()
     assert client_address("10.1.2.3", "198.51.100.9", proxies) == "198.51.100.9"
     assert client_address("192.0.2.1", "198.51.100.9, 10.0.0.4", proxies) == "198.51.100.9"
