@@ -54,13 +54,20 @@ def _read_password(args: argparse.Namespace) -> str:
 def cmd_users_create(args: argparse.Namespace, settings: Settings) -> int:
     """Create a staff account."""
     from app.errors import ValidationFailed
+    from app.forms.loader import DefinitionError, load_definitions
     from app.services import auth
 
     password = _read_password(args)
     try:
+        known = set(load_definitions(settings.definitions_dir).departments) if args.department else None
+    except DefinitionError as exc:
+        print("様式定義に問題があるため課を確かめられません:\n" + str(exc), file=sys.stderr)
+        return 1
+    try:
         with _session(settings) as session:
             auth.create_user(session, username=args.name, password=password, role=args.role,
-                             display_name=args.display_name or args.name, department_id=args.department)
+                             display_name=args.display_name or args.name, department_id=args.department,
+                             known_departments=known)
     except ValidationFailed as exc:
         for err in exc.details or []:
             print(f"{err['field']}: {err['message']}", file=sys.stderr)
@@ -214,8 +221,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         print("この表示は一度だけです。ログイン後 `kakanai users create` で職員を追加してください。")
         print("=" * 64, flush=True)
     # Open SSE streams (resident phones, the board) would otherwise hold a graceful shutdown open.
-    uvicorn.run("app.main:app", host=args.host, port=args.port, workers=args.workers, proxy_headers=True,
-                timeout_graceful_shutdown=5)
+    # X-Forwarded-For is believed only from KAKANAI_TRUSTED_PROXIES (uvicorn's default trusts 127.0.0.1,
+    # which would let anyone on the host rotate the header past the login limit).
+    trusted = ",".join(str(net) for net in settings.trusted_proxy_networks())
+    uvicorn.run("app.main:app", host=args.host, port=args.port, workers=args.workers, proxy_headers=bool(trusted),
+                forwarded_allow_ips=trusted or "", timeout_graceful_shutdown=5)
     return 0
 
 
@@ -277,6 +287,12 @@ def cmd_retention_purge(args: argparse.Namespace, settings: Settings) -> int:
     crypto.configure(settings.keyring())
     with _session(settings) as session:
         report = retention.purge(session, older_than_days=days, dry_run=args.dry_run)
+    if report.count and not args.dry_run:
+        from app.db import make_engine
+
+        engine = make_engine(settings.effective_database_url)
+        retention.scrub_storage(engine)
+        engine.dispose()
     verb = "would purge" if args.dry_run else "purged"
     print(f"{verb} {report.count} visits last active before {report.cutoff:%Y-%m-%d %H:%M} UTC ({days} days)")
     return 0

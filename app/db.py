@@ -51,6 +51,8 @@ def _sqlite_pragmas(busy_ms: int) -> Any:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+        # Deleted or overwritten content is zeroed, not left in free space (retention purges: SECURITY.md).
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     return apply

@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from app import capacity
+from app.client_address import client_address
 from app.db import read_only_bind
 from app.errors import Unauthorized
 from app.forms.loader import DefinitionSet
@@ -91,9 +92,11 @@ def get_definitions(request: Request) -> DefinitionSet:
 
 
 def get_client(request: Request) -> audit.Client:
-    """Where the request came from, for the audit log."""
-    return audit.Client(ip=request.client.host if request.client else "",
-                        user_agent=request.headers.get("user-agent", ""))
+    """Where the request came from (X-Forwarded-For only from KAKANAI_TRUSTED_PROXIES), for the audit log and login limit."""
+    settings: Settings = request.app.state.settings
+    peer = request.client.host if request.client else ""
+    ip = client_address(peer, request.headers.get("x-forwarded-for"), settings.trusted_proxy_networks())
+    return audit.Client(ip=ip, user_agent=request.headers.get("user-agent", ""))
 
 
 # scope="function": commit before the response is sent, so a 2xx is only ever seen for data that is

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import crypto
 
@@ -131,6 +132,46 @@ def error_page(request: Request, exc: AppError) -> Response:
     )
 
 
+INTERNAL_ERROR = {"error": "internal_error",
+                  "message": "システムエラーが発生しました。入力内容は保存されていません。係員にお知らせください"}
+
+
+def log_unexpected(method: str, path: str, exc: BaseException) -> None:
+    """Log an unexpected error by type and code location only: its message may quote a value (a birth date)."""
+    log.error("unhandled error on %s %s: %s\n%s", method, path, type(exc).__name__,
+              "".join(traceback.format_tb(exc.__traceback__)))
+
+
+class UnexpectedErrorMiddleware:
+    """Answers 500 itself for any exception that escaped the handlers, so the server never logs it.
+
+    Starlette's handler for `Exception` answers the client but then re-raises, and uvicorn logs the
+    exception with its message ("Exception in ASGI application"): that message can hold personal data.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            log_unexpected(scope.get("method", ""), scope.get("path", ""), exc)
+            if not started:
+                await JSONResponse(INTERNAL_ERROR, status_code=500)(scope, receive, send)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register handlers so that every error is JSON with a Japanese message, never a stack trace."""
 
@@ -190,9 +231,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Log the type and where it happened, not the request body: it may hold personal data.
         # The exception message is left out too: it may quote a value (a name, a number).
-        log.error("unhandled error on %s %s: %s\n%s", request.method, request.url.path, type(exc).__name__,
-                  "".join(traceback.format_tb(exc.__traceback__)))
-        return JSONResponse(
-            {"error": "internal_error", "message": "システムエラーが発生しました。入力内容は保存されていません。係員にお知らせください"},
-            status_code=500,
-        )
+        log_unexpected(request.method, request.url.path, exc)
+        return JSONResponse(INTERNAL_ERROR, status_code=500)
+
+    # Innermost of the middleware (added first): catches what would otherwise reach uvicorn's logger.
+    app.add_middleware(UnexpectedErrorMiddleware)

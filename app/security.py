@@ -10,6 +10,7 @@ import json
 import logging
 import re
 from collections.abc import Iterable
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
 from starlette.datastructures import MutableHeaders
@@ -106,6 +107,23 @@ def json_problem(body: bytes) -> dict[str, str] | None:
     return None
 
 
+def _has_bad_text(text: str) -> bool:
+    # parse_qsl decoded as latin-1 above only to find NULs: "%00" and a raw NUL both become "\x00".
+    return "\x00" in text or "\ufffd" in text
+
+
+def _bad_url(scope: Scope) -> dict[str, str] | None:
+    """A field error for a NUL (or undecodable bytes) in the path or the query string, else None."""
+    path = scope.get("path", "")
+    if "\x00" in path or "\ufffd" in path:
+        return {"field": "(path)", "message": BAD_CHAR_MESSAGE}
+    query = scope.get("query_string", b"").decode("latin-1")
+    for key, value in parse_qsl(query, keep_blank_values=True, encoding="utf-8", errors="replace"):
+        if _has_bad_text(key) or _has_bad_text(value):
+            return {"field": key if not _has_bad_text(key) else "(query)", "message": BAD_CHAR_MESSAGE}
+    return None
+
+
 async def _send_json(send: Send, status: int, body: dict[str, object], headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
     raw = json.dumps(body, ensure_ascii=False).encode()
     await send({"type": "http.response.start", "status": status, "headers": [
@@ -136,6 +154,10 @@ class RequestLimitsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        problem = _bad_url(scope)
+        if problem is not None:
+            await _send_json(send, 422, {"error": "validation_error", "message": BAD_CHAR_MESSAGE, "errors": [problem]})
+            return
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
         length = headers.get(b"content-length")
         if length is not None:
@@ -152,6 +174,9 @@ class RequestLimitsMiddleware:
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if content_type == b"application/json" or content_type.endswith(b"+json"):
             await self._json(scope, receive, send)
+            return
+        if content_type == b"application/x-www-form-urlencoded":
+            await self._form(scope, receive, send)
             return
         await self._streamed(scope, receive, send)
 
@@ -189,6 +214,32 @@ class RequestLimitsMiddleware:
         if problem is not None:
             await _send_json(send, 422, {"error": "validation_error", "message": problem["message"], "errors": [problem]})
             return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _form(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A form field with a NUL (the login form too) would reach the database driver and fail there.
+        try:
+            body, other = await self._read_all(receive)
+        except _BodyTooLarge:
+            await _send_json(send, 413, self._too_large())
+            return
+        if other is not None:
+            return
+        for key, value in parse_qsl(body.decode("latin-1"), keep_blank_values=True):
+            if _has_bad_text(key) or _has_bad_text(value):
+                field = key if not _has_bad_text(key) else "(root)"
+                await _send_json(send, 422, {"error": "validation_error", "message": BAD_CHAR_MESSAGE,
+                                             "errors": [{"field": field, "message": BAD_CHAR_MESSAGE}]})
+                return
         replayed = False
 
         async def replay() -> Message:
@@ -270,6 +321,52 @@ class _NoResultRows(logging.Filter):
 
 _ROW_FILTER = _NoResultRows()
 
+# The resident page's status token is the only credential of that page: an access log must not
+# hold it. The postal-code lookup's query is a partial address.
+_TOKEN_PATHS = re.compile(r"^(/q/|/api/v1/status/)[^/?#\s]+")
+_POSTAL_QUERY = re.compile(r"([?&]code=)[^&#\s]*")
+
+
+def redact_path(path: str) -> str:
+    """A request path as an access log may show it: status tokens and postal codes replaced by ***."""
+    return _POSTAL_QUERY.sub(r"\1***", _TOKEN_PATHS.sub(r"\1***", path))
+
+
+class _RedactAccessLog(logging.Filter):
+    """Rewrites uvicorn's access-log record (client, method, path, version, status) before it is written."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], redact_path(args[2]), *args[3:])
+        return True
+
+
+_ACCESS_FILTER = _RedactAccessLog()
+
+
+class _RedactAsgiTrace(logging.Filter):
+    """uvicorn's TRACE level logs each request's ASGI scope: redact its path and query the same way."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._scope(arg) for arg in record.args)
+        return True
+
+    @staticmethod
+    def _scope(arg: object) -> object:
+        if not isinstance(arg, dict) or "path" not in arg:
+            return arg
+        out = dict(arg)
+        out["path"] = redact_path(str(out.get("path", "")))
+        out.pop("raw_path", None)
+        if out.get("query_string"):
+            out["query_string"] = redact_path("?" + bytes(out["query_string"]).decode("latin-1"))[1:].encode("latin-1")
+        return out
+
+
+_TRACE_FILTER = _RedactAsgiTrace()
+
 
 def install_log_redaction() -> None:
     """Keep personal data out of the logs even when an operator turns SQL echo on (see SECURITY.md)."""
@@ -277,6 +374,12 @@ def install_log_redaction() -> None:
         logger = logging.getLogger(name)
         if _ROW_FILTER not in logger.filters:
             logger.addFilter(_ROW_FILTER)
+    access = logging.getLogger("uvicorn.access")
+    if _ACCESS_FILTER not in access.filters:
+        access.addFilter(_ACCESS_FILTER)
+    trace = logging.getLogger("uvicorn.asgi")
+    if _TRACE_FILTER not in trace.filters:
+        trace.addFilter(_TRACE_FILTER)
 
 
 def install_security(app: FastAPI, settings: Settings) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
 import secrets
 from functools import lru_cache
@@ -66,6 +67,9 @@ class Settings(BaseSettings):
     queue_estimate_window: int = 10
     queue_service_minutes: dict[str, float] = {"": 20.0}
     queue_default_open_counters: int = 2
+    # Reverse proxies whose X-Forwarded-For is believed (comma-separated IPs or CIDRs; empty: none).
+    # Used for the login limit and the audit log's addresses, and by `kakanai serve` (uvicorn).
+    trusted_proxies: str = ""
     # "id1:base64(32 bytes),id2:..." — the first key encrypts, all decrypt (see `kakanai keys`).
     encryption_keys: SecretStr | None = None
     # Request path under load (docs/reliability.md "Capacity"): sync work runs in `worker_threads`
@@ -94,6 +98,10 @@ class Settings(BaseSettings):
             raise ValueError("KAKANAI_SECRET_KEY must be at least 32 characters in production")
         if self.worker_threads < self.db_pool_size + 2 or self.db_pool_size < 1:
             raise ValueError("KAKANAI_WORKER_THREADS must be at least KAKANAI_DB_POOL_SIZE + 2 (and the pool at least 1)")
+        try:
+            self.trusted_proxy_networks()
+        except ValueError as exc:
+            raise ValueError(f"KAKANAI_TRUSTED_PROXIES: {exc}") from None
         if self.env == "production" and self.encryption_keys is None:
             raise ValueError("KAKANAI_ENCRYPTION_KEYS must be set in production (kakanai keys generate)")
         return self
@@ -127,6 +135,10 @@ class Settings(BaseSettings):
         return DbLimits(pool_size=self.db_pool_size, max_overflow=2 + self.db_pool_size // 4,
                         pool_timeout=self.db_pool_timeout, statement_timeout=self.db_statement_timeout,
                         connect_timeout=self.db_connect_timeout)
+
+    def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """KAKANAI_TRUSTED_PROXIES parsed (a bare address is a /32 or /128 network)."""
+        return [ipaddress.ip_network(part.strip(), strict=False) for part in self.trusted_proxies.split(",") if part.strip()]
 
     @property
     def effective_database_url(self) -> str:

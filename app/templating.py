@@ -21,7 +21,10 @@ def _wareki(value: Any) -> str:
         day = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
     except ValueError:
         return str(value)
-    return format_wareki(day)
+    try:
+        return format_wareki(day)
+    except ValueError:
+        return day.isoformat()
 
 
 @lru_cache(maxsize=1)

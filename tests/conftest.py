@@ -157,3 +157,11 @@ def page_login(client: TestClient, name: str, password: str = PASSWORD) -> str:
     assert res.status_code == 303, res.text
     page = client.get("/counter", headers={"Accept": "text/html"})
     return re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+
+
+def without_comments(doc: dict[str, Any]) -> dict[str, Any]:
+    """An answers document as it is stored: its "$comment" annotations are checked, then dropped."""
+    out = {k: v for k, v in doc.items() if not k.startswith("$")}
+    if isinstance(out.get("survey_baseline"), dict):
+        out["survey_baseline"] = {k: v for k, v in out["survey_baseline"].items() if not k.startswith("$")}
+    return out

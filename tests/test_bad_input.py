@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.services.definitions import DefinitionRegistry
-from tests.conftest import PASSWORD, make_user
+from tests.conftest import PASSWORD, make_user, page_login
 
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 INJECTIONS = [
@@ -269,3 +269,297 @@ def test_html_pages_escape_what_was_typed(client: TestClient, db: Session, count
             assert "尼崎&lt;script&gt;" in page.text, path
     assert checked >= 1, candidates
     print(f"escaped on {checked} pages: {candidates}")
+
+
+# --- Hardening II (issue 13): each of these failed before its fix ------------------------------------
+
+def _member(doc: dict[str, Any], key: str, value: Any, index: int = 0) -> dict[str, Any]:
+    doc["household"]["members"][index][key] = value
+    return doc
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    ("household.members[0].birth_date", "1890-06-15"),   # a year typo: 100 years too early
+    ("household.members[0].birth_date", "0990-06-15"),
+    ("household.members[3].childcare.wanted_from", "2206-05-01"),  # 180 years ahead
+    ("move.moved_on", "1026-04-01"),
+])
+def test_implausible_dates_are_refused_at_input(client: TestClient, counter_headers: dict[str, str],
+                                                model_case: dict[str, Any], path: str, value: str) -> None:
+    node: Any = model_case
+    parts = path.split(".")
+    for part in parts[:-1]:
+        m = re.fullmatch(r"(\w+)\[(\d+)\]", part)
+        node = node[m.group(1)][int(m.group(2))] if m else node[part]
+    node[parts[-1]] = value
+    res = client.post("/api/v1/cases", json=model_case, headers=counter_headers)
+    assert res.status_code == 422, res.text[:300]
+    message = _errors(res)[path]
+    assert "1900年から" in message and "年の打ち間違い" in message, message
+
+
+ODD_STORED = {
+    "pre-Meiji birth date": ("household.members[0].birth_date", "1790-06-15"),
+    "year 1": ("household.members[2].birth_date", "0001-01-01"),
+    "not a date": ("household.members[1].birth_date", "昭和ごろ"),
+    "a number as a date": ("household.members[3].birth_date", 20231201),
+    "a list as a name": ("household.members[0].family_name", ["尼", "崎"]),
+    "a visit date before Meiji": ("visit_date", "1500-01-01"),
+    "an address that is text": ("address", "兵庫県尼崎市"),
+    "a my number of letters": ("household.members[0].my_number", "ABCDEFGHIJKL"),
+}
+
+
+@pytest.mark.parametrize("label", list(ODD_STORED))
+def test_pages_survive_odd_values_written_straight_into_the_database(
+    app: Any, db: Session, model_case: dict[str, Any], label: str
+) -> None:
+    """No stored value may make a page fail: review, every PDF, the slip, dashboard and metrics."""
+    from app.models import Case
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        make_user(db, "oddadmin", "admin")
+        headers = {"Authorization": "Bearer " + client.post(
+            "/api/v1/auth/token", data={"username": "oddadmin", "password": PASSWORD}).json()["access_token"]}
+        res = client.post("/api/v1/cases", json=model_case, headers=headers)
+        assert res.status_code == 201, res.text
+        cid = res.json()["id"]
+        assert client.post(f"/api/v1/cases/{cid}/routing-slip", headers=headers).status_code in (200, 201)
+        path, value = ODD_STORED[label]
+        case = db.get(Case, cid)
+        answers = copy.deepcopy(case.answers)
+        node: Any = answers
+        parts = path.split(".")
+        for part in parts[:-1]:
+            m = re.fullmatch(r"(\w+)\[(\d+)\]", part)
+            node = node[m.group(1)][int(m.group(2))] if m else node[part]
+        node[parts[-1]] = value
+        case.answers = answers
+        db.commit()
+        db.expire_all()
+        instances = client.get(f"/api/v1/cases/{cid}/applications", headers=headers)
+        assert instances.status_code == 200, (label, instances.text[:300])
+        urls = [f"/api/v1/cases/{cid}", f"/api/v1/cases/{cid}?reveal=all", f"/api/v1/cases/{cid}/bundle.pdf",
+                f"/api/v1/cases/{cid}/routing-slip", f"/api/v1/cases/{cid}/routing-slip.pdf",
+                f"/api/v1/cases/{cid}/writing-saved", f"/api/v1/cases/{cid}/metrics", "/api/v1/metrics/visits",
+                "/api/v1/metrics/report", "/api/v1/metrics/visits.csv", "/api/v1/cases"]
+        urls += [f"/api/v1/cases/{cid}/applications/{a['id']}.pdf" for a in instances.json()["applications"]]
+        for url in urls:
+            got = client.get(url, headers=headers)
+            assert got.status_code < 500, (label, url, got.status_code)
+        page_login(client, "oddadmin")
+        for url in (f"/counter/visits/{cid}", f"/counter/visits/{cid}/review", f"/counter/visits/{cid}/documents",
+                    f"/counter/visits/{cid}/bundle.pdf", f"/cases/{cid}/slip", "/counter", "/dashboard",
+                    "/dashboard/export.json", "/dashboard/export.csv"):
+            got = client.get(url, headers={"Accept": "text/html"})
+            assert got.status_code < 500, (label, url, got.status_code)
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("my_number", "١٢٣٤٥٦٧٨٩٠١٨"),   # Arabic-Indic digits of 123456789018 (valid check digit)
+    ("my_number", "१२३४५६७८९०१८"),   # Devanagari
+    ("my_number", "۱۲۳۴۵۶۷۸۹۰۱۸"),   # Extended Arabic-Indic (Persian)
+])
+def test_only_ascii_and_full_width_digits_are_digits(client: TestClient, counter_headers: dict[str, str],
+                                                    model_case: dict[str, Any], field: str, value: str) -> None:
+    res = client.post("/api/v1/cases", json=_member(model_case, field, value), headers=counter_headers)
+    assert res.status_code == 422, res.text[:200]
+    assert "半角か全角" in _errors(res)[f"household.members[0].{field}"]
+    # The account number too.
+    model_case["household"]["members"][0]["my_number"] = "１２３４５６７８９０１８"  # full-width: accepted
+    model_case["bank_account"]["account_number"] = "١٢٣٤٥٦٧"
+    res = client.post("/api/v1/cases", json=model_case, headers=counter_headers)
+    assert res.status_code == 422
+    assert set(_errors(res)) == {"bank_account.account_number"}, res.text
+
+
+def test_full_width_digits_are_still_digits(client: TestClient, counter_headers: dict[str, str],
+                                            model_case: dict[str, Any]) -> None:
+    model_case["household"]["members"][0]["my_number"] = "１２３４５６７８９０１８"
+    model_case["bank_account"]["account_number"] = "１２３４５６７"
+    res = client.post("/api/v1/cases", json=model_case, headers=counter_headers)
+    assert res.status_code == 201, res.text
+    got = client.get(f"/api/v1/cases/{res.json()['id']}?reveal=all", headers=counter_headers).json()["answers"]
+    assert got["household"]["members"][0]["my_number"] == "123456789018"
+    assert got["bank_account"]["account_number"] == "1234567"
+
+
+@pytest.mark.parametrize("where", ["root", "member", "address", "bank_account", "survey_baseline"])
+def test_dollar_keys_do_not_bypass_validation(client: TestClient, counter_headers: dict[str, str],
+                                             model_case: dict[str, Any], where: str) -> None:
+    secret = {"my_number": "123456789018"}
+    target = {"root": model_case, "member": model_case["household"]["members"][0], "address": model_case["address"],
+              "bank_account": model_case["bank_account"], "survey_baseline": model_case["survey_baseline"]}[where]
+    target["$hidden"] = secret
+    res = client.post("/api/v1/cases", json=model_case, headers=counter_headers)
+    assert res.status_code == 422, (where, res.text[:300])
+    assert any("$hidden" in f for f in _errors(res)), _errors(res)
+    assert all(JAPANESE.search(m) for m in _errors(res).values())
+
+
+def test_unknown_keys_in_the_survey_baseline_are_refused(client: TestClient, counter_headers: dict[str, str],
+                                                         model_case: dict[str, Any]) -> None:
+    model_case["survey_baseline"]["my_number"] = "123456789018"
+    model_case["survey_baseline"]["total_minutes"] = "たくさん"
+    res = client.post("/api/v1/cases", json=model_case, headers=counter_headers)
+    assert res.status_code == 422
+    assert set(_errors(res)) == {"survey_baseline.my_number", "survey_baseline.total_minutes"}
+
+
+def test_the_model_household_with_its_comments_is_accepted_and_comments_are_not_stored(
+    client: TestClient, counter_headers: dict[str, str], model_case_raw: dict[str, Any], db: Session
+) -> None:
+    from app.models import Case
+
+    assert "$comment" in model_case_raw and "$comment" in model_case_raw["survey_baseline"]
+    res = client.post("/api/v1/cases", json=model_case_raw, headers=counter_headers)
+    assert res.status_code == 201, res.text
+    stored = db.get(Case, res.json()["id"]).answers
+    assert "$comment" not in stored and "$comment" not in stored["survey_baseline"]
+    assert stored["survey_baseline"]["total_minutes"] == 138
+    # A "$" key holding anything but text is refused even at the top level.
+    doc = copy.deepcopy(model_case_raw)
+    doc["$comment"] = {"my_number": "123456789018"}
+    res = client.post("/api/v1/cases", json=doc, headers=counter_headers)
+    assert res.status_code == 422 and "$comment" in _errors(res)
+
+
+INVISIBLE = {"tab": "太\t郎", "newline": "太\n郎", "zero-width space": "太\u200b郎", "zero-width joiner": "太\u200d郎",
+             "left-to-right mark": "太\u200e郎", "right-to-left mark": "太\u200f郎", "BOM": "\ufeff太郎",
+             "BOM inside": "太\ufeff郎", "word joiner": "太\u2060郎", "soft hyphen": "太\u00ad郎",
+             "arabic letter mark": "太\u061c郎", "line separator": "太\u2028郎"}
+
+
+@pytest.mark.parametrize("label", list(INVISIBLE))
+def test_invisible_characters_are_refused_in_names_and_addresses(client: TestClient, counter_headers: dict[str, str],
+                                                                 model_case: dict[str, Any], label: str) -> None:
+    value = INVISIBLE[label]
+    for path in ("household.members[0].given_name", "household.members[1].family_name", "address.block",
+                 "address.building", "move.previous_address.town"):
+        doc = copy.deepcopy(model_case)
+        node: Any = doc
+        parts = path.split(".")
+        for part in parts[:-1]:
+            m = re.fullmatch(r"(\w+)\[(\d+)\]", part)
+            node = node[m.group(1)][int(m.group(2))] if m else node[part]
+        node[parts[-1]] = value
+        res = client.post("/api/v1/cases", json=doc, headers=counter_headers)
+        assert res.status_code == 422, (label, path, res.text[:200])
+        assert "見えない文字" in _errors(res)[path], (label, path, _errors(res))
+
+
+def test_variation_selectors_in_names_are_still_accepted(client: TestClient, counter_headers: dict[str, str],
+                                                         model_case: dict[str, Any]) -> None:
+    model_case["household"]["members"][0]["family_name"] = "葛\U000e0102城"
+    res = client.post("/api/v1/cases", json=model_case, headers=counter_headers)
+    assert res.status_code == 201, res.text
+
+
+# --- NUL and out-of-range values in query, path and form parameters ---------------------------------
+
+@pytest.mark.parametrize("url", [
+    "/api/v1/cases/%00", "/api/v1/cases/ab%00cd/applications", "/api/v1/status/%00", "/q/%00",
+    "/api/v1/admin/audit?actor=%00", "/api/v1/admin/audit?case_id=a%00b", "/api/v1/admin/audit?since=0001-01-01T00:00",
+    "/api/v1/admin/audit?until=9999-12-31T23:59", "/api/v1/admin/audit.csv?since=0001-01-01T00:00",
+    "/api/v1/metrics/visits?from=0001-01-01&to=0001-01-02", "/api/v1/metrics/visits?to=9999-12-31",
+    "/api/v1/metrics/report?from=9999-12-30&to=9999-12-31", "/api/v1/metrics/visits?from=%00",
+    "/api/v1/queue/tickets/%00", "/api/v1/departments/%00/steps",
+])
+def test_nul_and_out_of_range_parameters_are_4xx(app: Any, db: Session, url: str) -> None:
+    with TestClient(app, raise_server_exceptions=False) as client:
+        make_user(db, "nuladmin", "admin")
+        token = client.post("/api/v1/auth/token", data={"username": "nuladmin", "password": PASSWORD}).json()
+        res = client.get(url, headers={"Authorization": f"Bearer {token['access_token']}"})
+        assert 400 <= res.status_code < 500, (url, res.status_code, res.text[:200])
+        assert JAPANESE.search(res.json()["message"]), res.text
+
+
+@pytest.mark.parametrize("url", ["/dashboard?from=0001-01-01&to=0001-01-02", "/dashboard?to=9999-12-31",
+                                 "/dashboard/export.csv?from=%00", "/counter/postal?code=%00"])
+def test_nul_and_out_of_range_parameters_on_pages_are_4xx(app: Any, db: Session, url: str) -> None:
+    with TestClient(app, raise_server_exceptions=False) as client:
+        make_user(db, "nulpage", "admin")
+        page_login(client, "nulpage")
+        res = client.get(url, headers={"Accept": "text/html"})
+        assert 400 <= res.status_code < 500, (url, res.status_code, res.text[:200])
+
+
+@pytest.mark.parametrize("fields", [{"username": "clerk\x00", "password": PASSWORD},
+                                    {"username": "clerk", "password": "pass\x00word-long"},
+                                    {"username": "\x00", "password": "\x00"}])
+def test_nul_in_login_forms_is_4xx(app: Any, fields: dict[str, str]) -> None:
+    with TestClient(app, raise_server_exceptions=False) as client:
+        res = client.post("/api/v1/auth/token", data=fields)
+        assert 400 <= res.status_code < 500, res.text[:200]
+        assert JAPANESE.search(res.json()["message"])
+        form = client.get("/login", headers={"Accept": "text/html"})
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+        res = client.post("/login", data={**fields, "csrf_token": token, "next": "/counter"},
+                          headers={"Accept": "text/html"}, follow_redirects=False)
+        assert 400 <= res.status_code < 500, res.text[:200]
+        res = client.post("/api/v1/auth/token", json=fields)
+        assert 400 <= res.status_code < 500, res.text[:200]
+
+
+# --- signature images -------------------------------------------------------------------------------
+
+def _real_png(width: int = 300, height: int = 100) -> bytes:
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", (width, height), 255)
+    ImageDraw.Draw(image).line([(10, 80), (120, 20), (250, 70)], fill=0, width=4)
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def _put_signature(client: TestClient, headers: dict[str, str], cid: str, png: bytes) -> Any:
+    return client.put(f"/api/v1/cases/{cid}/signature", content=png, headers={**headers, "Content-Type": "image/png"})
+
+
+def _bomb_png() -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    width = height = 20000  # 400 million pixels from a few hundred bytes
+    raw = zlib.compress(b"\x00" * (width + 1) * 10, 9)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", raw) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize(("label", "make", "fragment"), [
+    ("truncated", lambda: _real_png()[: len(_real_png()) // 2], "途中で切れて"),
+    ("header only", lambda: _real_png()[:40], "途中で切れて"),
+    ("corrupt checksum", lambda: _real_png()[:-20] + b"\x00" * 8 + _real_png()[-12:], "壊れて"),
+    ("huge dimensions", _bomb_png, "縦横が大きすぎ"),
+    ("one pixel", lambda: _real_png(1, 1), "小さすぎ"),
+])
+def test_broken_signature_images_are_refused_in_japanese(client: TestClient, counter_headers: dict[str, str],
+                                                         model_case: dict[str, Any], label: str, make: Any,
+                                                         fragment: str) -> None:
+    cid = client.post("/api/v1/cases", json=model_case, headers=counter_headers).json()["id"]
+    res = _put_signature(client, counter_headers, cid, make())
+    assert res.status_code == 422, (label, res.text[:200])
+    assert fragment in _errors(res)["signature"], (label, _errors(res))
+    assert _put_signature(client, counter_headers, cid, _real_png()).status_code == 204
+
+
+def test_pdfs_never_fail_because_of_a_stored_signature(app: Any, db: Session, model_case: dict[str, Any]) -> None:
+    from app.models import Case
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        make_user(db, "sigclerk", "counter")
+        headers = {"Authorization": "Bearer " + client.post(
+            "/api/v1/auth/token", data={"username": "sigclerk", "password": PASSWORD}).json()["access_token"]}
+        cid = client.post("/api/v1/cases", json=model_case, headers=headers).json()["id"]
+        for stored in (_real_png()[:300], b"\x89PNG\r\n\x1a\n" + b"\x00" * 50, b"not an image at all"):
+            case = db.get(Case, cid)
+            case.signature_png = stored
+            db.commit()
+            res = client.get(f"/api/v1/cases/{cid}/bundle.pdf", headers=headers)
+            assert res.status_code == 200 and res.content.startswith(b"%PDF"), res.text[:200]

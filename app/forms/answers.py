@@ -21,9 +21,25 @@ from app.forms.wareki import DateParseError, parse_date
 
 # Metadata blocks that travel with an answers document but are not answers (DESIGN.md §3).
 PASSTHROUGH_KEYS = frozenset({"survey_baseline"})
+# The survey baseline holds counts only (what the old way made a resident write and walk).
+SURVEY_BASELINE_KEYS = frozenset({"departments_visited", "number_tickets", "staff_dealt_with", "name_written",
+                                  "address_written", "birth_date_written", "phone_written", "pamphlets_received",
+                                  "total_minutes"})
+# "$comment"-style keys annotate a document (bench/households/*.json); they are checked to hold text
+# and then dropped, so nothing unvalidated is ever stored.
 MAX_TEXT = 2000
 # C0/C1 controls, and bidi overrides/isolates that would make a printed name read differently from the stored one.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# Names and addresses are printed on one line and compared by staff: tabs and line breaks, invisible
+# characters (zero-width, word joiner, soft hyphen, BOM) and bidi marks would make two different
+# stored values look alike. Variation selectors (U+FE00.., U+E0100..) are not here: names need them.
+_INVISIBLE = re.compile(r"[\t\n\r\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]")
+# Only ASCII digits count as digits (full-width ones are folded to ASCII by NFKC first): str.isdigit()
+# and \d also accept Arabic-Indic, Devanagari... digits, which forms cannot print.
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+# A date outside this range is a typo (a birth year 100 years off), not a resident's data.
+MIN_DATE = dt.date(1900, 1, 1)
+MAX_FUTURE_YEARS = 10
 _KATAKANA = re.compile(r"^[\u30a0-\u30ff\u3000 ]+$")
 _ALPHABET_NAME = re.compile(r"^[A-Za-z\u00c0-\u024f][A-Za-z\u00c0-\u024f .,'\-]*$")
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,20}$")
@@ -67,7 +83,7 @@ def my_number_check_digit(first11: str) -> int:
 
 def is_valid_my_number(value: str) -> bool:
     """Whether a 12-digit string carries a correct My Number check digit."""
-    return bool(re.fullmatch(r"\d{12}", value)) and my_number_check_digit(value[:11]) == int(value[11])
+    return bool(re.fullmatch(r"[0-9]{12}", value)) and my_number_check_digit(value[:11]) == int(value[11])
 
 
 @lru_cache(maxsize=1)
@@ -91,10 +107,16 @@ def _text(value: Any, fdef: InterviewField) -> str:
     return value
 
 
+def _one_line(text: str) -> str:
+    if _INVISIBLE.search(text):
+        raise _Invalid("タブ・改行・見えない文字（ゼロ幅文字、BOM、文字の向きを変える制御文字）は使えません")
+    return text
+
+
 def _name(value: Any, fdef: InterviewField) -> str:
     # Names are stored exactly as typed: no NFC/NFKC, which would fold CJK compatibility
     # ideographs and variation sequences that a resident's registered name depends on.
-    text = _text(value, fdef)
+    text = _one_line(_text(value, fdef))
     if text and unicodedata.category(text[0]) == "Mn":
         raise _Invalid("名前の先頭に異体字セレクタなどの結合文字は置けません")
     return text
@@ -125,6 +147,10 @@ def _date(value: Any, fdef: InterviewField, today: dt.date) -> str:
             raise _Invalid(str(exc)) from None
     if fdef.past_only and parsed > today:
         raise _Invalid("未来の日付は入力できません")
+    latest = today.replace(year=today.year + MAX_FUTURE_YEARS, day=min(today.day, 28))
+    if parsed < MIN_DATE or parsed > latest:
+        raise _Invalid(f"{parsed.year}年は入力できる範囲外です。{MIN_DATE.year}年から{latest.year}年までの日付を"
+                       "入力してください（年の打ち間違いがないか確かめてください）")
     return parsed.isoformat()
 
 
@@ -136,13 +162,15 @@ def _datetime(value: Any, fdef: InterviewField, today: dt.date) -> str:
         raise _Invalid("日時は 2026-04-06T09:30 の形で入力してください") from None
     if parsed.date() > today:
         raise _Invalid("未来の日時は入力できません")
+    if parsed.date() < MIN_DATE:
+        raise _Invalid(f"{MIN_DATE.year}年より前の日時は入力できません（年の打ち間違いがないか確かめてください）")
     return parsed.replace(tzinfo=None, second=0, microsecond=0).isoformat(timespec="minutes")
 
 
 def _year_month(value: Any, fdef: InterviewField) -> str:
     text = unicodedata.normalize("NFKC", _text(value, fdef))
-    m = re.fullmatch(r"(\d{4})[-/年](\d{1,2})月?", text)
-    if not m or not 1 <= int(m.group(2)) <= 12:
+    m = re.fullmatch(r"([0-9]{4})[-/年]([0-9]{1,2})月?", text)
+    if not m or not 1 <= int(m.group(2)) <= 12 or not MIN_DATE.year <= int(m.group(1)) <= 2100:
         raise _Invalid("年月は 2020-04 の形で入力してください")
     return f"{m.group(1)}-{int(m.group(2)):02d}"
 
@@ -152,7 +180,7 @@ def normalise_postal_code(value: Any) -> str:
     if not isinstance(value, (str, int)):
         raise _Invalid("郵便番号は 661-0012 の形で入力してください")
     text = unicodedata.normalize("NFKC", str(value)).strip().replace("ー", "-").replace("−", "-")
-    m = re.fullmatch(r"〒?\s*(\d{3})-?(\d{4})", text)
+    m = re.fullmatch(r"〒?\s*([0-9]{3})-?([0-9]{4})", text)
     if not m:
         raise _Invalid("郵便番号は 661-0012 の形で入力してください（数字7桁）")
     return f"{m.group(1)}-{m.group(2)}"
@@ -208,7 +236,7 @@ def _address(value: Any, fdef: InterviewField, errors: list[FieldError], path: s
         if raw is None or raw == "":
             continue
         try:
-            out[key] = normalise_postal_code(raw) if key == "postal_code" else _text(raw, plain)
+            out[key] = normalise_postal_code(raw) if key == "postal_code" else _one_line(_text(raw, plain))
         except _Invalid as exc:
             errors.append(FieldError(f"{path}.{key}", str(exc)))
             ok = False
@@ -239,7 +267,7 @@ def _phone(value: Any, fdef: InterviewField) -> str:
     text = re.sub(r"[()\s]", "-", text).strip("-")
     text = re.sub(r"-+", "-", text)
     digits = text.replace("-", "")
-    if not re.fullmatch(r"0\d{9,10}", digits) or not re.fullmatch(r"[\d-]+", text):
+    if not re.fullmatch(r"0[0-9]{9,10}", digits) or not re.fullmatch(r"[0-9-]+", text):
         raise _Invalid("電話番号は 090-1234-5678 や 06-1234-5678 の形で入力してください")
     if re.match(r"0[5789]0", digits):
         # Mobile and IP phones (070/080/090/050) always have 11 digits.
@@ -254,8 +282,8 @@ def _phone(value: Any, fdef: InterviewField) -> str:
 
 def _my_number(value: Any, fdef: InterviewField) -> str:
     text = re.sub(r"[\s-]", "", unicodedata.normalize("NFKC", _text(value, fdef)))
-    if not re.fullmatch(r"\d{12}", text):
-        raise _Invalid("個人番号は12桁の数字で入力してください")
+    if not re.fullmatch(r"[0-9]{12}", text):
+        raise _Invalid("個人番号は12桁の数字（半角か全角の0〜9）で入力してください")
     if not is_valid_my_number(text):
         raise _Invalid("個人番号の検査用数字（最後の1桁）が正しくありません。番号を確かめてください")
     return text
@@ -298,6 +326,8 @@ def _list(value: Any, fdef: InterviewField) -> list[str]:
 def _number(value: Any, fdef: InterviewField) -> int | float:
     if isinstance(value, str):
         text = unicodedata.normalize("NFKC", value).replace(",", "").strip()
+        if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", text):
+            raise _Invalid("数字で入力してください")
         try:
             value = float(text) if "." in text else int(text)
         except ValueError:
@@ -311,7 +341,7 @@ def _number(value: Any, fdef: InterviewField) -> int | float:
 
 def _digits(value: Any, fdef: InterviewField) -> str:
     text = re.sub(r"[\s-]", "", unicodedata.normalize("NFKC", _text(value, fdef)))
-    if not text.isdigit() or (fdef.digits and len(text) != fdef.digits):
+    if not _ASCII_DIGITS.fullmatch(text) or (fdef.digits and len(text) != fdef.digits):
         raise _Invalid(f"{fdef.digits}桁の数字で入力してください" if fdef.digits else "数字で入力してください")
     return text
 
@@ -396,7 +426,12 @@ class _Validator:
             if not isinstance(key, str):
                 self.errors.append(FieldError(shown or "(root)", "項目名は文字列にしてください"))
                 continue
-            if key.startswith("$") or (not prefix and key in PASSTHROUGH_KEYS):
+            if key.startswith("$") and not prefix and shown == "":
+                if not isinstance(value, str):
+                    self.errors.append(FieldError(key, "「$」で始まる項目はコメント（文字列）だけにしてください"))
+                continue
+            if not prefix and key in PASSTHROUGH_KEYS:
+                self.survey_baseline(value)
                 continue
             full = f"{prefix}.{key}" if prefix else key
             where = f"{shown}.{key}" if shown else key
@@ -417,9 +452,25 @@ class _Validator:
             elif value is not None:
                 self.errors.append(FieldError(where, "項目の集まりで指定してください"))
 
+    def survey_baseline(self, value: Any) -> None:
+        if not isinstance(value, Mapping):
+            self.errors.append(FieldError("survey_baseline", "項目の集まりで指定してください"))
+            return
+        for key, count in value.items():
+            where = f"survey_baseline.{key}"
+            if isinstance(key, str) and key.startswith("$"):
+                if not isinstance(count, str):
+                    self.errors.append(FieldError(where, "「$」で始まる項目はコメント（文字列）だけにしてください"))
+            elif key not in SURVEY_BASELINE_KEYS:
+                self.errors.append(FieldError(where, "未知の項目です"))
+            elif isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 100_000:
+                self.errors.append(FieldError(where, "0以上の整数で入力してください"))
+
     def run(self, raw: Mapping[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {k: v for k, v in raw.items() if isinstance(k, str)
-                               and (k.startswith("$") or k in PASSTHROUGH_KEYS)}
+        out: dict[str, Any] = {}
+        baseline = raw.get("survey_baseline")
+        if isinstance(baseline, Mapping):
+            out["survey_baseline"] = {k: v for k, v in baseline.items() if k in SURVEY_BASELINE_KEYS}
         self.unknown_keys(raw, "", "")
         pending: list[tuple[FieldInfo, str, dict[str, Any] | None]] = []
         for section in self.defs.interview.sections:
@@ -450,7 +501,7 @@ class _Validator:
                 if not isinstance(item, Mapping):
                     self.errors.append(FieldError(f"{section.repeat}[{i}]", "項目の集まりで指定してください"))
                     continue
-                norm: dict[str, Any] = {k: v for k, v in item.items() if isinstance(k, str) and k.startswith("$")}
+                norm: dict[str, Any] = {}
                 for fdef in section.fields:
                     path = f"{section.repeat}[{i}].{fdef.path}"
                     value = _get(item, fdef.path)

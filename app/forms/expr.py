@@ -22,12 +22,24 @@ from datetime import date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Self
 
-__all__ = ["FUNCTIONS", "MISSING", "Expr", "ExprError", "Observation", "compile_expr"]
+__all__ = ["FUNCTIONS", "MISSING", "STEP_BUDGET", "Expr", "ExprBudgetExceeded", "ExprError", "Observation", "compile_expr"]
 
 MAX_LENGTH = 2000
 MAX_DEPTH = 40
 # Cap for "abc" * n style repetition so a typo in a form definition cannot exhaust memory.
 _MAX_REPEAT = 100_000
+# Evaluation steps (nodes visited, comprehension items) one evaluation may take. The loader checks
+# every expression against the largest household the interview allows, so a set that loads never
+# reaches it; at run time it is the backstop that keeps a worker from spinning.
+STEP_BUDGET = 200_000
+
+
+class ExprBudgetExceeded(Exception):
+    """An evaluation took more than its step budget (a definition problem, never bad data)."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        super().__init__(f"式の計算が多すぎます（{budget:,}手順まで）")
 
 
 class ExprError(ValueError):
@@ -566,10 +578,12 @@ _Scope = Mapping[str, _Ref]
 class _Evaluator:
     """Walks a checked tree; labels (concrete paths) are only built when explaining."""
 
-    def __init__(self, context: Mapping[str, Any], recording: bool) -> None:
+    def __init__(self, context: Mapping[str, Any], recording: bool, budget: int = STEP_BUDGET) -> None:
         self.context = context
         self.recording = recording
         self.observations: dict[str, Any] = {}
+        self.budget = budget
+        self.left = budget
 
     def observe(self, label: str, value: Any) -> None:
         self.observations.setdefault(label, None if value is MISSING else value)
@@ -579,6 +593,9 @@ class _Evaluator:
 
     def ref(self, node: ast.expr, scope: _Scope, record: bool = True) -> _Ref:
         """Evaluate ``node``; for data lookups and calls also return its concrete path."""
+        self.left -= 1
+        if self.left < 0:
+            raise ExprBudgetExceeded(self.budget)
         if isinstance(node, ast.Name):
             if node.id in scope:
                 value, label = scope[node.id]
@@ -709,9 +726,15 @@ class Expr:
     _tree: ast.expr = field(repr=False, compare=False)
     _paths: frozenset[str] = field(repr=False, compare=False)
 
-    def evaluate(self, context: Mapping[str, Any]) -> Any:
-        """Evaluate against a context; never raises on data, returns MISSING instead."""
-        return _Evaluator(context, recording=False).run(self._tree, {})
+    def evaluate(self, context: Mapping[str, Any], *, budget: int = STEP_BUDGET) -> Any:
+        """Evaluate against a context; never raises on data (MISSING instead), ExprBudgetExceeded past the budget."""
+        return _Evaluator(context, recording=False, budget=budget).run(self._tree, {})
+
+    def steps(self, context: Mapping[str, Any], *, budget: int = STEP_BUDGET) -> int:
+        """How many steps an evaluation against this context takes (ExprBudgetExceeded past the budget)."""
+        evaluator = _Evaluator(context, recording=False, budget=budget)
+        evaluator.run(self._tree, {})
+        return budget - evaluator.left
 
     def explain(self, context: Mapping[str, Any]) -> tuple[Any, list[Observation]]:
         """Evaluate and also return every data lookup and function result, in evaluation order."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import difflib
 import graphlib
 import hashlib
 import io
@@ -14,7 +16,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from app.forms.context import ALIASES, BUILTINS
-from app.forms.expr import FUNCTIONS, ExprError, compile_expr
+from app.forms.expr import FUNCTIONS, STEP_BUDGET, ExprBudgetExceeded, ExprError, compile_expr
 from app.forms.schema import (
     Application,
     Department,
@@ -25,6 +27,7 @@ from app.forms.schema import (
     InterviewSection,
 )
 from app.forms.transforms import TRANSFORMS
+from app.forms.worst_case import item_at, worst_case_context
 from app.forms.yamlsource import Problem, SourceMap, YamlError, load_yaml
 
 ADDRESS_PARTS = ("postal_code", "prefecture", "city", "town", "block", "building")
@@ -38,7 +41,9 @@ class DefinitionError(Exception):
     """A definition set with problems; str() is the full report, one problem a line."""
 
     def __init__(self, problems: list[Problem]):
-        self.problems = sorted(problems, key=lambda p: (p.file, p.line, p.path, p.message))
+        # The interview and the registry come first: a problem there is usually the cause of the others.
+        order = {"interview.yaml": 0, "departments.yaml": 1}
+        self.problems = sorted(problems, key=lambda p: (order.get(p.file, 2), p.file, p.line, p.path, p.message))
         super().__init__("\n".join(map(str, self.problems)))
 
 
@@ -96,7 +101,7 @@ def _pydantic_message(err: dict[str, Any]) -> str:
     kind = err["type"]
     ctx = err.get("ctx") or {}
     if kind == "literal_error":
-        return f"次のいずれかを指定してください: {ctx.get('expected', '')}"
+        return f"次のいずれかを指定してください: {str(ctx.get('expected', '')).replace(' or ', ', ')}"
     if kind == "value_error":
         return str(ctx.get("error", err["msg"]))
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
@@ -111,13 +116,35 @@ def _pydantic_message(err: dict[str, Any]) -> str:
     return _PYDANTIC_MESSAGES.get(kind, f"値が正しくありません（{err['msg']}）")
 
 
+def _without(data: Any, loc: tuple[Any, ...]) -> None:
+    node = data
+    for part in loc[:-1]:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return
+    if isinstance(node, dict):
+        node.pop(loc[-1], None)
+
+
 def _validate(model: type[M], data: Any, smap: SourceMap, problems: list[Problem]) -> M | None:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        for err in exc.errors():
+        errors = exc.errors()
+        for err in errors:
             path = ".".join(str(p) for p in err["loc"])
             problems.append(Problem(smap.file, smap.line_of(path), path, _pydantic_message(err)))
+    # An unknown key (a typo) must not hide the file's other problems: drop it and check the rest.
+    extra = [tuple(err["loc"]) for err in errors if err["type"] == "extra_forbidden" and err["loc"]]
+    if not extra or len(extra) != len(errors):
+        return None
+    stripped = copy.deepcopy(data)
+    for loc in extra:
+        _without(stripped, loc)
+    try:
+        return model.model_validate(stripped)
+    except ValidationError:
         return None
 
 
@@ -142,12 +169,57 @@ def _read(path: Path, rel: str, problems: list[Problem]) -> tuple[Any, SourceMap
         return None
 
 
+def quote_expr(text: str, col: int | None) -> str:
+    """The expression as the clerk wrote it, with ▶ where the problem starts: 「'a' in ▶(b」."""
+    if col is None or not 0 <= col <= len(text):
+        return f"「{text}」"
+    return f"「{text[:col]}▶{text[col:]}」"
+
+
 class _Checker:
     """Compiles expressions and checks the data paths they read against the interview."""
 
-    def __init__(self, known_paths: frozenset[str], problems: list[Problem]):
+    def __init__(self, known_paths: frozenset[str], problems: list[Problem], worst: dict[str, Any] | None = None):
         self.known = known_paths
         self.problems = problems
+        self.worst = worst
+        self.unknown: dict[str, dict[str, Any]] = {}
+
+    def unknown_reference(self, full: str, raw: str, smap: SourceMap, path: str) -> None:
+        # One problem per missing data path (the first place it is read), with how many other places
+        # read it too: a renamed interview field is one problem, not one per form that prints it.
+        where = f"{smap.file}:{smap.line_of(path)}"
+        seen = self.unknown.get(full)
+        if seen is None:
+            close = difflib.get_close_matches(full, sorted(self.known), n=1, cutoff=0.9)
+            hint = f"（interview.yaml の {close[0]} のことですか）" if close else ""
+            self.unknown[full] = seen = {"index": len(self.problems), "where": where, "others": [],
+                                         "text": f"聞き取り項目にないデータを参照しています: {raw}{hint}"}
+            self.problems.append(Problem(smap.file, smap.line_of(path), path, seen["text"]))
+            return
+        if where == seen["where"] or where in seen["others"]:
+            return
+        seen["others"].append(where)
+        others = seen["others"]
+        shown = "、".join(others[:3]) + (f" ほか{len(others) - 3}箇所" if len(others) > 3 else "")
+        first = self.problems[seen["index"]]
+        self.problems[seen["index"]] = Problem(first.file, first.line, first.path,
+                                               f"{seen['text']}（同じ参照が他に{len(others)}箇所: {shown}）")
+
+    def cost(self, text: str, smap: SourceMap, path: str, scope: dict[str, str]) -> None:
+        """Evaluate on the largest household the interview allows; too many steps is a problem."""
+        if self.worst is None:
+            return
+        context = dict(self.worst)
+        for name, prefix in scope.items():
+            context[name] = item_at(self.worst, prefix)
+        try:
+            compile_expr(text).evaluate(context, budget=STEP_BUDGET)
+        except ExprBudgetExceeded:
+            self.problems.append(Problem(smap.file, smap.line_of(path), path,
+                                         f"式の計算量が多すぎます（世帯員などが最大数のとき {STEP_BUDGET:,} 手順を超えます）: {text}"))
+        except Exception:  # noqa: S110 - evaluation never raises on data; anything else is not a cost problem
+            pass
 
     def resolve(self, raw: str, scope: dict[str, str]) -> str:
         head, dot, rest = raw.partition(".")
@@ -165,17 +237,16 @@ class _Checker:
         try:
             compiled = compile_expr(str(text))
         except ExprError as exc:
-            self.problems.append(Problem(smap.file, smap.line_of(path), path, f"式の誤り: {exc}"))
+            self.problems.append(Problem(smap.file, smap.line_of(path), path, f"式の誤り: {exc.message}: {quote_expr(str(text), exc.col)}"))
             return []
+        self.cost(str(text), smap, path, scope)
         resolved = []
         for raw in sorted(compiled.paths()):
             if raw in BUILTINS or raw in FUNCTIONS:
                 continue
             full = self.resolve(raw, scope)
             if full not in self.known:
-                self.problems.append(
-                    Problem(smap.file, smap.line_of(path), path, f"聞き取り項目にないデータを参照しています: {raw}")
-                )
+                self.unknown_reference(full, raw, smap, path)
             resolved.append(full)
         return resolved
 
@@ -206,11 +277,31 @@ def _interview_paths(interview: Interview, smap: SourceMap, problems: list[Probl
     return fields
 
 
+def _raw_known_paths(data: Any) -> frozenset[str]:
+    """Best-effort data paths of an interview.yaml that failed validation."""
+    kinds: dict[str, str] = {}
+    sections = data.get("sections") if isinstance(data, dict) else None
+    for section in sections if isinstance(sections, list) else []:
+        if not isinstance(section, dict):
+            continue
+        repeat = section.get("repeat")
+        fields = section.get("fields")
+        for fdef in fields if isinstance(fields, list) else []:
+            if isinstance(fdef, dict) and isinstance(fdef.get("path"), str):
+                full = f"{repeat}[].{fdef['path']}" if isinstance(repeat, str) else fdef["path"]
+                kinds[full] = str(fdef.get("kind", ""))
+    return _paths_of(kinds)
+
+
 def _known_paths(fields: dict[str, FieldInfo]) -> frozenset[str]:
+    return _paths_of({full: info.field.kind for full, info in fields.items()})
+
+
+def _paths_of(kinds: dict[str, str]) -> frozenset[str]:
     known: set[str] = set()
-    for full, info in fields.items():
+    for full, kind in kinds.items():
         candidates = [full]
-        if info.field.kind == "address":
+        if kind == "address":
             candidates += [f"{full}.{part}" for part in ADDRESS_PARTS]
         for cand in candidates:
             known.add(cand)
@@ -348,7 +439,11 @@ def load_definitions(directory: Path | str) -> DefinitionSet:
         if interview is not None:
             fields = _interview_paths(interview, loaded[1], problems)
     known = _known_paths(fields)
-    checker = _Checker(known, problems)
+    if interview is None and loaded is not None:
+        # The interview has its own problems (reported above): check the applications against the
+        # paths it still names, so that one typo there is not echoed by every reference elsewhere.
+        known = _raw_known_paths(loaded[0])
+    checker = _Checker(known, problems, worst_case_context(interview) if interview is not None and fields else None)
     if interview is not None and loaded is not None:
         smap = loaded[1]
         for si, section in enumerate(interview.sections):

@@ -14,9 +14,22 @@ from app.forms.resolved import ResolvedCell, ResolvedForm, ResolvedRow, Resolved
 from app.forms.schema import WRITING_KINDS, FormField
 from app.forms.transforms import apply_transform
 
+# What odd stored data can make a transform raise (a date before Meiji, a number where text was
+# expected): the cell then prints the raw value as text, so no stored value can make a PDF fail.
+_DATA_ERRORS = (TypeError, ValueError, ArithmeticError, LookupError)
+
 
 def resolve_cell(spec: FormField, scope: Mapping[str, Any]) -> ResolvedCell:
     """The printed value of one cell in a scope (answers context plus bound names)."""
+    try:
+        return _resolve_cell(spec, scope)
+    except _DATA_ERRORS:
+        raw = compile_expr(spec.source).evaluate(scope) if spec.source is not None else spec.value
+        text = raw if isinstance(raw, (str, int, float)) and not isinstance(raw, bool) else ""
+        return ResolvedCell(spec, text=str(text)[:200])
+
+
+def _resolve_cell(spec: FormField, scope: Mapping[str, Any]) -> ResolvedCell:
     if spec.style in ("signature", "blank"):
         return ResolvedCell(spec)
     if spec.value is not None:
@@ -41,7 +54,10 @@ def resolve_form(defs: DefinitionSet, instance: Instance, *, case_number: str) -
     scope = instance.scope
     department = defs.departments[app.department]
     filed = scope.get("visit_date")
-    filed_on = dt.date.fromisoformat(filed) if isinstance(filed, str) else None
+    try:
+        filed_on = dt.date.fromisoformat(filed) if isinstance(filed, str) else None
+    except ValueError:
+        filed_on = None
     common: dict[str, Any] = {
         "instance_id": instance.instance_id, "title": instance.title, "department_name": department.name,
         "case_number": case_number, "filed_on": filed_on, "notes": tuple(app.notes),

@@ -717,6 +717,13 @@ def _plan_addendum(flow: _Flow, measure: _Measure, overflows: Sequence[_Overflow
         flow.cursor -= 2.5 * mm
 
 
+def _filed_text(day: object) -> str:
+    try:
+        return format_wareki(day)  # type: ignore[arg-type]
+    except (ValueError, TypeError, AttributeError):
+        return str(day)
+
+
 def _qr_payload(form: ResolvedForm, options: RenderOptions) -> str:
     return options.qr_url or form.case_number or form.instance_id
 
@@ -743,7 +750,7 @@ def _decorate(pages: list[_Page], form: ResolvedForm, options: RenderOptions, me
             heading, sub = form.heading + CONTINUED, ""
         else:
             heading = form.heading
-            sub = f"届出日　{format_wareki(form.filed_on)}" if form.filed_on else ""
+            sub = f"届出日　{_filed_text(form.filed_on)}" if form.filed_on else ""
         room = width - 2 * (MARGIN_X + QR_SIZE + 4 * mm)
         size = min(16.0, 16.0 * room / max(measure.width(heading, ROLE_TEXT, 16.0), 1e-6))
         prims.append(_Text(width / 2, top - 9 * mm, heading, ROLE_TEXT, size, "center"))

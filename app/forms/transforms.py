@@ -40,13 +40,23 @@ def _present(value: Any) -> bool:
 def wareki(value: Any, ctx: Mapping[str, Any]) -> str:
     """2026-04-06 → 令和8年4月6日."""
     d = as_date(value)
-    return format_wareki(d) if d else ""
+    if d is None:
+        return ""
+    try:
+        return format_wareki(d)
+    except ValueError:  # before Meiji: only odd stored data gets here (input refuses such dates)
+        return seireki(d, ctx)
 
 
 def wareki_short(value: Any, ctx: Mapping[str, Any]) -> str:
     """2026-04-06 → R8.4.6."""
     d = as_date(value)
-    return format_wareki(d, style="short") if d else ""
+    if d is None:
+        return ""
+    try:
+        return format_wareki(d, style="short")
+    except ValueError:
+        return d.isoformat()
 
 
 def seireki(value: Any, ctx: Mapping[str, Any]) -> str:
@@ -69,7 +79,7 @@ def hiragana(value: Any, ctx: Mapping[str, Any]) -> str:
 
 def postal(value: Any, ctx: Mapping[str, Any]) -> str:
     """6610012 / 661-0012 → 〒661-0012."""
-    digits = "".join(ch for ch in str(value or "") if ch.isdigit())
+    digits = "".join(ch for ch in str(value or "") if "0" <= ch <= "9")
     return f"〒{digits[:3]}-{digits[3:]}" if len(digits) == 7 else ""
 
 
@@ -99,7 +109,7 @@ def age(value: Any, ctx: Mapping[str, Any]) -> str:
 
 def digits(value: Any, ctx: Mapping[str, Any]) -> str:
     """Keep digits only, for comb boxes (My Number, postal code, account number)."""
-    return "".join(ch for ch in unicodedata.normalize("NFKC", str(value or "")) if ch.isdigit())
+    return "".join(ch for ch in unicodedata.normalize("NFKC", str(value or "")) if "0" <= ch <= "9")
 
 
 def sex(value: Any, ctx: Mapping[str, Any]) -> str:

@@ -61,6 +61,43 @@ class YamlError(Exception):
         self.problems = problems
 
 
+# Nesting deeper than this is no clerk's form definition; PyYAML's composer would recurse until
+# Python's stack runs out (a traceback in `kakanai check`, a 500 from the reload endpoint).
+MAX_DEPTH = 50
+
+
+def _problem_ja(problem: str | None) -> str:
+    """PyYAML's English problem text, said in Japanese (the report is in one language)."""
+    text = problem or ""
+    m = re.fullmatch(r"expected (.+?), but (?:got|found) (.+)", text)
+    if m:
+        return f"{m.group(1)} があるはずの所に {m.group(2)} があります（括弧・引用符・字下げを確認してください）"
+    known = {
+        "mapping values are not allowed here": "ここには「キー: 値」を書けません（字下げか、値の中の「: 」を確認してください）",
+        "could not find expected ':'": "「:」が見つかりません（「キー: 値」の形にしてください）",
+        "found unexpected end of stream": "ファイルが途中で終わっています（引用符や括弧の閉じ忘れ）",
+        "found undefined alias": "アンカー・エイリアス（& と *）は使えません",
+    }
+    if text in known:
+        return known[text]
+    m = re.fullmatch(r"found character (.+) that cannot start any token", text)
+    if m:
+        return f"ここに使えない文字 {m.group(1)} があります（タブは字下げに使えません）"
+    return "書き方を確認してください（括弧・引用符・字下げ・コロンの後の空白）"
+
+
+def _check_depth(text: str, file: str) -> None:
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark else 1
+                raise YamlError([Problem(file, line, "", f"入れ子が深すぎます（{MAX_DEPTH}段まで）")])
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
 def _join(base: str, key: str | int) -> str:
     return f"{base}.{key}" if base else str(key)
 
@@ -71,13 +108,16 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
     problems: list[Problem] = []
     loader = _Loader(text)
     try:
+        _check_depth(text, file)
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        raise YamlError([Problem(file, line, "", f"YAMLの書き方に誤りがあります: {exc.problem}")]) from None
-    except yaml.YAMLError as exc:
-        raise YamlError([Problem(file, 1, "", f"YAMLとして読めません: {exc}")]) from None
+        raise YamlError([Problem(file, line, "", f"YAMLの書き方に誤りがあります: {_problem_ja(exc.problem)}")]) from None
+    except yaml.YAMLError:
+        raise YamlError([Problem(file, 1, "", "YAMLとして読めません")]) from None
+    except RecursionError:
+        raise YamlError([Problem(file, 1, "", f"入れ子が深すぎます（{MAX_DEPTH}段まで）")]) from None
     finally:
         loader.dispose()
     if node is None:
@@ -117,9 +157,10 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
         constructor = _Loader("")
         try:
             return constructor.construct_object(n, deep=True)
-        except (yaml.YAMLError, ValueError) as exc:
-            # e.g. 2025-13-01 looks like a date to YAML but is not one.
-            problems.append(Problem(file, n.start_mark.line + 1, path, f"値を読めません: {exc}"))
+        except (yaml.YAMLError, ValueError):
+            # e.g. 2025-13-01 looks like a date to YAML but is not one (Python's message is English).
+            problems.append(Problem(file, n.start_mark.line + 1, path, f"値を読めません: {n.value}"
+                                    "（日付なら存在する日付を 2026-04-01 の形で。文字として使うなら引用符で囲んでください）"))
             return None
         finally:
             constructor.dispose()

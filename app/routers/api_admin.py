@@ -71,6 +71,8 @@ def _when(value: dt.datetime | None, settings: Settings) -> dt.datetime | None:
     # A time typed without a zone is the city's local time (staff think in JST, the log stores UTC).
     if value is None:
         return None
+    if not 1900 <= value.year <= 2100:  # 0001-01-01 or 9999-12-31 would overflow in the zone conversion
+        raise ValidationFailed(details=[{"field": "since/until", "message": "日時は1900年から2100年までで指定してください"}])
     return (value.replace(tzinfo=settings.tz) if value.tzinfo is None else value).astimezone(dt.UTC)
 
 

@@ -34,7 +34,7 @@ async def _credentials(request: Request) -> TokenIn:
     response_model=TokenOut,
     summary="ログインしてトークンを得る",
     description="OAuth2 password 形式（application/x-www-form-urlencoded）か JSON `{username, password}`。",
-    responses={401: {"model": ErrorOut}, 423: {"model": ErrorOut}, 422: {"model": ErrorOut}, 429: {"model": ErrorOut}},
+    responses={401: {"model": ErrorOut}, 422: {"model": ErrorOut}, 429: {"model": ErrorOut}},
     openapi_extra={"requestBody": {"content": {
         "application/x-www-form-urlencoded": {"schema": TokenIn.model_json_schema()},
         "application/json": {"schema": TokenIn.model_json_schema()},

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import Select, func, select
@@ -155,6 +155,21 @@ def export_csv(session: Session, *, flt: AuditFilter, tz: dt.tzinfo | None = Non
             row["at_local"] = entry.at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
         writer.writerow([_csv_cell(row[c]) for c in columns])
     return "\ufeff" + out.getvalue()
+
+
+def failed_login_times(session: Session, *, ip: str, since: dt.datetime,
+                       match: Callable[[str], bool]) -> list[dt.datetime]:
+    """When logins from one address failed since a moment, for user names `match` accepts, oldest first.
+
+    Refused (rate-limited) attempts are not failures of a password and are left out.
+    """
+    rows = session.execute(
+        select(AuditEntry.at, AuditEntry.actor)
+        .where(AuditEntry.action == LOGIN_FAILED, AuditEntry.ip == ip, AuditEntry.at >= since,
+               AuditEntry.outcome != "rate_limited")
+        .order_by(AuditEntry.at, AuditEntry.id)
+    )
+    return [at for at, actor in rows if match(actor)]
 
 
 def count_failed_logins(session: Session, *, ip: str, since: dt.datetime) -> int:

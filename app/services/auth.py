@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+import unicodedata
+from collections.abc import Collection
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -18,10 +20,13 @@ from app.services import audit
 ROLES = ("counter", "department", "admin")
 MAX_FAILED_LOGINS = 5
 LOCKOUT = dt.timedelta(minutes=15)
-# Failed logins from one address within LOCKOUT before it is refused (a busy counter shares one NAT).
-MAX_FAILURES_PER_ADDRESS = 30
 # Department systems' service accounts (app.services.departments) are named dept-<department id>.
 SERVICE_ACCOUNT_PREFIX = "dept-"
+# Failed logins are limited per (address, user name) with a leaky bucket: up to LOGIN_BURST failures
+# at once, then one more every LOGIN_LEAK. One person behind a shared address (a counter's NAT)
+# cannot lock every clerk out, and refused attempts are not counted, so waiting always lifts the block.
+LOGIN_BURST = 10
+LOGIN_LEAK = dt.timedelta(seconds=90)
 _hasher = PasswordHasher()
 # Verifying against a dummy hash for unknown users keeps response times alike, so a caller
 # cannot learn which user names exist by timing the login.
@@ -29,7 +34,7 @@ _DUMMY_HASH = _hasher.hash("dummy-password-for-timing")
 
 
 class AccountLocked(AppError):
-    """Too many failed logins; the account is locked for a while."""
+    """Too many failed logins; the account is locked for a while (not raised by login: see authenticate)."""
 
     status = 423
     code = "locked"
@@ -46,11 +51,29 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def username_key(username: str) -> str:
+    """The form two user names are compared in: NFKC (full-width → ASCII) and case-folded."""
+    return unicodedata.normalize("NFKC", username).casefold()
+
+
+def _find_user(session: Session, username: str, *, lock: bool = False) -> User | None:
+    query = select(User).where(User.username == username)
+    user = session.scalar(query.with_for_update() if lock else query)
+    if user is not None:
+        return user
+    # Staff accounts are few: a look-alike spelling ("Tanaka", "ｔａｎａｋａ") finds the same account.
+    key = username_key(username)
+    for candidate in session.scalars(select(User)):
+        if username_key(candidate.username) == key:
+            return session.scalar(select(User).where(User.id == candidate.id).with_for_update()) if lock else candidate
+    return None
+
+
 def create_user(
     session: Session, *, username: str, password: str, role: str, display_name: str = "",
-    department_id: str | None = None,
+    department_id: str | None = None, known_departments: Collection[str] | None = None,
 ) -> User:
-    """Create a staff account; raises ValidationFailed on a bad role, name or short password."""
+    """Create a staff account; raises ValidationFailed on a bad role, name, department or short password."""
     errors = []
     if role not in ROLES:
         errors.append({"field": "role", "message": f"役割は {', '.join(ROLES)} のいずれかです"})
@@ -60,8 +83,12 @@ def create_user(
         errors.append({"field": "password", "message": "パスワードは10文字以上にしてください"})
     if role == "department" and not department_id:
         errors.append({"field": "department_id", "message": "課の職員には課（department）を指定してください"})
-    if session.scalar(select(User.id).where(User.username == username)) is not None:
-        errors.append({"field": "username", "message": "このユーザー名は既に使われています"})
+    if department_id and known_departments is not None and department_id not in known_departments:
+        errors.append({"field": "department_id", "message": f"課「{department_id}」は departments.yaml にありません"
+                       f"（{'、'.join(sorted(known_departments))}）"})
+    if username and _find_user(session, username) is not None:
+        errors.append({"field": "username",
+                       "message": "このユーザー名は既に使われています（大文字・小文字や全角・半角の違いだけの名前も同じとみなします）"})
     if errors:
         raise ValidationFailed(details=errors)
     user = User(
@@ -79,7 +106,23 @@ class TooManyAttempts(AppError):
     status = 429
     code = "too_many_attempts"
     keep_changes = True
-    message = "ログインの失敗が続いたため、この端末からのログインを一時的に止めています。15分ほど待ってからお試しください"
+    message = "ログインの失敗が続いたため、この端末からこのユーザー名でのログインを一時的に止めています。数分待ってからお試しください"
+
+
+def login_bucket_level(session: Session, *, ip: str, username: str, now: dt.datetime) -> float:
+    """How full the (address, user name) bucket is: each counted failure adds 1, LOGIN_LEAK drains 1."""
+    key = username_key(username)
+    since = now - LOGIN_LEAK * (LOGIN_BURST * 2)
+    level = 0.0
+    last: dt.datetime | None = None
+    for at in audit.failed_login_times(session, ip=ip, since=since, match=lambda name: username_key(name) == key):
+        if last is not None:
+            level = max(0.0, level - (at - last) / LOGIN_LEAK)
+        level += 1
+        last = at
+    if last is not None:
+        level = max(0.0, level - (now - last) / LOGIN_LEAK)
+    return level
 
 
 def authenticate(
@@ -89,21 +132,23 @@ def authenticate(
     """Check a password; counts failures and locks the account after too many. Every attempt is audited."""
     now = now or utcnow()
     if client is not None and client.ip and \
-            audit.count_failed_logins(session, ip=client.ip, since=now - LOCKOUT) >= MAX_FAILURES_PER_ADDRESS:
+            login_bucket_level(session, ip=client.ip, username=username, now=now) > LOGIN_BURST - 1:
+        # Not counted as a failure: refused attempts must not keep the block alive.
         audit.record(session, action=audit.LOGIN_FAILED, actor_name=username, outcome="rate_limited", client=client)
         raise TooManyAttempts()
-    user = session.scalar(select(User).where(User.username == username).with_for_update())
-    # LoginFailed / AccountLocked keep the session's changes, so these audit entries survive the 401/423.
+    user = _find_user(session, username, lock=True)
+    # LoginFailed keeps the session's changes, so these audit entries survive the 401. Unknown, disabled
+    # and locked accounts answer exactly like a wrong password (same status, message and work), so
+    # the answer never tells whether an account exists or is locked; the audit log keeps the reason.
     if user is None or not user.active:
-        try:
-            _hasher.verify(_DUMMY_HASH, password)
-        except VerificationError:
-            pass
-        audit.record(session, action=audit.LOGIN_FAILED, actor_name=username, outcome="unknown_user", client=client)
+        _dummy_verify(password)
+        audit.record(session, action=audit.LOGIN_FAILED, actor_name=username, outcome="unknown_user",
+                     client=client).at = now
         raise LoginFailed()
     if user.locked_until is not None and user.locked_until > now:
-        audit.record(session, action=audit.LOGIN_FAILED, actor=user, outcome="locked", client=client)
-        raise AccountLocked()
+        _dummy_verify(password)
+        audit.record(session, action=audit.LOGIN_FAILED, actor=user, outcome="locked", client=client).at = now
+        raise LoginFailed()
     try:
         _hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
@@ -112,7 +157,7 @@ def authenticate(
             user.locked_until = now + LOCKOUT
             user.failed_logins = 0
         audit.record(session, action=audit.LOGIN_FAILED, actor=user,
-                     outcome="locked_now" if user.locked_until == now + LOCKOUT else "bad_password", client=client)
+                     outcome="locked_now" if user.locked_until == now + LOCKOUT else "bad_password", client=client).at = now
         raise LoginFailed() from None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
@@ -121,6 +166,13 @@ def authenticate(
     user.last_login_at = now
     audit.record(session, action=audit.LOGIN, actor=user, client=client)
     return user
+
+
+def _dummy_verify(password: str) -> None:
+    try:
+        _hasher.verify(_DUMMY_HASH, password)
+    except VerificationError:
+        pass
 
 
 def issue_token(session: Session, *, user: User, ttl: dt.timedelta | None, label: str = "") -> str:

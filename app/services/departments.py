@@ -228,12 +228,14 @@ def shares_account_number(app: Application) -> bool:
     return any(cell.kind == "bank" and "account_number" in (cell.source or "") for cell in _cells(app))
 
 
-def answers_for(defs: DefinitionSet, answers: dict[str, Any], application_ids: list[str]) -> tuple[dict[str, Any], list[str]]:
+def answers_for(defs: DefinitionSet, answers: dict[str, Any], application_ids: list[str],
+                member_ids: set[str] | None = None) -> tuple[dict[str, Any], list[str]]:
     """The part of the answers a department's applications use, and which sensitive numbers it shows in full.
 
     Top-level keys are shared when an expression of one of the applications names them (the forms
-    cannot print anything else); the household, the address and the visit are always shared. My
-    Numbers are masked (`********9018`) unless one of the applications prints a My Number field;
+    cannot print anything else); the household, the address and the visit are always shared. With
+    `member_ids`, the household lists only those members (the ones the department's forms concern).
+    My Numbers are masked (`********9018`) unless one of the applications prints a My Number field;
     account numbers likewise unless one prints the account number.
     """
     apps = [defs.applications[a] for a in dict.fromkeys(application_ids) if a in defs.applications]
@@ -242,6 +244,10 @@ def answers_for(defs: DefinitionSet, answers: dict[str, Any], application_ids: l
         for text in _expressions(app):
             names.update(_IDENT.findall(text))
     subset = {k: v for k, v in answers.items() if k in names}
+    household = subset.get("household")
+    if member_ids is not None and isinstance(household, dict) and isinstance(household.get("members"), list):
+        kept = [m for m in household["members"] if isinstance(m, dict) and m.get("id") in member_ids]
+        subset["household"] = {**household, "members": kept}
     shown = [kind for kind, needed in ((masking.MY_NUMBER, any(shares_my_number(a) for a in apps)),
                                        (masking.ACCOUNT_NUMBER, any(shares_account_number(a) for a in apps))) if needed]
     return masking.mask_answers(subset, reveal=shown), shown

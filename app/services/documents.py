@@ -14,10 +14,12 @@ from app.forms.fonts import load_fonts
 from app.forms.loader import DefinitionSet
 from app.forms.mapping import resolve_all, resolve_form, survey_totals, writing_saved
 from app.forms.render import RenderOptions, render_bundle, render_form
+from app.forms.signature_image import SignatureImageError, check_signature_png, usable_signature
 from app.models import Case, User, utcnow
 from app.services.cases import get_case_or_raise, record_event
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# Stored signatures are re-checked before drawing with a generous bound (the setting may have shrunk).
+_STORED_SIGNATURE_MAX = 16 * 1024 * 1024
 SURVEY_HEADINGS = {"name": "name_written", "address": "address_written", "birth_date": "birth_date_written",
                    "phone": "phone_written"}
 
@@ -61,7 +63,7 @@ def _options(case: Case, *, city_name: str, defs: DefinitionSet, qr: str) -> Ren
     return RenderOptions(
         fonts=load_fonts(),
         qr_url=qr,
-        signature_png=case.signature_png,
+        signature_png=usable_signature(case.signature_png, max_bytes=_STORED_SIGNATURE_MAX),
         city_name=city_name,
         generated_label=f"書かない窓口で作成　定義 {defs.fingerprint[:8]}",
     )
@@ -104,10 +106,10 @@ def render_bundle_pdf(
 
 def store_signature(session: Session, *, case_id: str, png: bytes, max_bytes: int, actor: User | None) -> Case:
     """Keep the resident's one signature; it is drawn on every form with a signature box."""
-    if not png.startswith(PNG_MAGIC):
-        raise ValidationFailed(details=[{"field": "signature", "message": "署名はPNG画像で送ってください"}])
-    if len(png) > max_bytes:
-        raise ValidationFailed(details=[{"field": "signature", "message": "署名の画像が大きすぎます"}])
+    try:
+        check_signature_png(png, max_bytes=max_bytes)
+    except SignatureImageError as exc:
+        raise ValidationFailed(details=[{"field": "signature", "message": str(exc)}]) from None
     case = get_case_or_raise(session, case_id)
     case.signature_png = png
     case.signed_at = utcnow()

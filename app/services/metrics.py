@@ -136,9 +136,11 @@ def parse_period(start: str | None, end: str | None, *, today: dt.date, default_
     for name, value in (("from", start), ("to", end)):
         try:
             parsed[name] = dt.date.fromisoformat(value) if value else None
+            if parsed[name] is not None and not 1900 <= parsed[name].year <= 2100:
+                raise ValueError(value)  # 0001-01-01 / 9999-12-31 overflow the period arithmetic
         except ValueError:
             parsed[name] = None
-            errors.append({"field": name, "message": "日付は 2026-04-06 の形で入力してください"})
+            errors.append({"field": name, "message": "日付は 2026-04-06 の形（1900年〜2100年）で入力してください"})
     if errors:
         raise ValidationFailed(details=errors)
     to = parsed["to"] or today

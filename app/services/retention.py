@@ -7,6 +7,11 @@ person in it), the signature image, the satisfaction comment and every free-text
 notes, step notes and reasons). What stays: the case row with its ticket and timestamps, every
 event (their `data` never holds personal data), routing steps, queue tickets, satisfaction scores
 and the audit log, so the visit-time metrics can still be computed.
+
+Purged means not recoverable from the database files: after the purge is committed,
+`scrub_storage` checkpoints and truncates SQLite's write-ahead log and VACUUMs the file (with
+`secure_delete` on for every connection), or on PostgreSQL rewrites the touched tables with
+VACUUM FULL so that no dead row version keeps the old values.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.models import Case, CaseEvent, RoutingStep, SatisfactionResponse, utcnow
@@ -79,3 +84,30 @@ def purge(session: Session, *, older_than_days: int, dry_run: bool = False, now:
             purge_case(session, case, now=now, reason=f"retention {older_than_days} days")
     session.flush()
     return report
+
+
+# Every table a purge rewrites rows of (and so leaves old row versions in).
+PURGED_TABLES = ("cases", "case_events", "routing_steps", "satisfaction_responses")
+
+
+def scrub_storage(engine: Engine) -> None:
+    """After a committed purge, leave no copy of the old values in the database files (outside any transaction)."""
+    raw = engine.raw_connection()
+    try:
+        if engine.dialect.name == "sqlite":
+            # The connection runs in autocommit (isolation_level=None, see app/db.py); VACUUM needs that.
+            cursor = raw.cursor()
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            cursor.execute("VACUUM")  # rebuilds the file: no free page keeps an old row
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # and the WAL that VACUUM wrote is emptied
+            cursor.close()
+        elif engine.dialect.name == "postgresql":
+            raw.driver_connection.autocommit = True  # VACUUM cannot run inside a transaction
+            cursor = raw.cursor()
+            for table in PURGED_TABLES:
+                # FULL writes a new file (TOAST included) and drops the old one: plain VACUUM only
+                # marks dead row versions reusable, and their bytes can stay in the page.
+                cursor.execute(f"VACUUM (FULL) {table}")
+            cursor.close()
+    finally:
+        raw.close()

@@ -27,9 +27,11 @@ from sqlalchemy.orm import Session, load_only
 
 from app import events
 from app.errors import Conflict, NotFound, ValidationFailed
+from app.forms.concerned import members_concerned
 from app.forms.determine import Instance, determine
 from app.forms.fonts import load_fonts
 from app.forms.loader import DefinitionSet
+from app.forms.mapping import resolve_form
 from app.forms.slip_pdf import SlipDocument, SlipRow, render_slip
 from app.forms.wareki import format_wareki
 from app.models import Case, CaseEvent, RoutingStep, User, utcnow
@@ -694,6 +696,15 @@ def _case_numbers(session: Session, case_ids: set[str]) -> dict[str, dict[str, A
                    "ticket_label": f"{c.ticket_number:03d}", "case_status": c.status} for c in rows}
 
 
+def _members_concerned(defs: DefinitionSet, case: Case, step: RoutingStep) -> set[str]:
+    # The department sees only the members its forms are for or print (not the whole household).
+    answers = case.answers or {}
+    instances = [i for i in determine(defs, answers, case_number=case.case_number) if i.instance_id in step.applications]
+    forms = [resolve_form(defs, i, case_number=case.case_number) for i in instances]
+    members = (answers.get("household") or {}).get("members") or []
+    return members_concerned(instances, forms, [m for m in members if isinstance(m, dict)])
+
+
 def department_step_detail(
     session: Session, *, defs: DefinitionSet, department_id: str, step_id: int, with_answers: bool = True,
 ) -> dict[str, Any]:
@@ -705,7 +716,8 @@ def department_step_detail(
     if with_answers:
         case = _case_of(session, step)
         app_ids = [_instance_application(i)[0] for i in step.applications]
-        answers, shown = departments.answers_for(defs, case.answers or {}, app_ids)
+        concerned = _members_concerned(defs, case, step)
+        answers, shown = departments.answers_for(defs, case.answers or {}, app_ids, concerned)
         view.update({"answers": answers, "unmasked": shown})
     return view
 

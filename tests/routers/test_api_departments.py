@@ -257,3 +257,20 @@ def test_cli_creates_lists_and_revokes_department_tokens(monkeypatch: pytest.Mon
         assert token not in hashes and all(len(h) == 64 for h in hashes)
     finally:
         get_settings.cache_clear()
+
+
+def test_each_department_receives_only_the_members_its_forms_concern(
+    client: TestClient, db: Session, defs: DefinitionSet, steps: dict[str, dict[str, Any]],
+    model_case_raw: dict[str, Any]
+) -> None:
+    everyone = [m["id"] for m in model_case_raw["household"]["members"]]
+    seen: dict[str, list[str]] = {}
+    for dep, step in steps.items():
+        detail = client.get(_url(step), headers=_token(db, defs, dep)).json()
+        seen[dep] = [m["id"] for m in detail["answers"]["household"]["members"]]
+    # 転入学 is about the schoolchild (m3) and the parent who files; the toddler (m4) is none of its business.
+    assert "m3" in seen["gakumu"] and "m4" not in seen["gakumu"], seen
+    # Not every department gets the whole household any more.
+    assert any(ids != everyone for ids in seen.values()), seen
+    assert all(ids for ids in seen.values()), seen
+    print(seen)
