@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
     app.include_router(board.router)
     if settings.docs_enabled:
         app.include_router(api_docs.router)
+        api_docs.install_answers_schema(app, PROJECT_ROOT / "bench" / "households" / "model_move_in_family.json")
     return app
 
 
