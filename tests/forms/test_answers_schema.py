@@ -104,3 +104,29 @@ def test_the_example_from_the_docs_creates_a_case(client: TestClient, counter_he
     res = client.post("/api/v1/cases", json=example, headers=counter_headers)
     assert res.status_code == 201, res.text
     assert res.json()["missing"] == []
+
+
+def test_integrator_doc_lists_every_key(registry: DefinitionRegistry) -> None:
+    from app.settings import PROJECT_ROOT
+
+    text = (PROJECT_ROOT / "docs" / "answers.md").read_text(encoding="utf-8")
+    missing = [path for path in registry.current.fields if f"| `{path}` |" not in text]
+    assert missing == [], f"docs/answers.md lacks {missing}: regenerate its key tables from interview.yaml"
+    assert "../shared" not in text
+
+
+def test_readme_short_example_is_accepted_and_normalised(registry: DefinitionRegistry) -> None:
+    import datetime as dt
+    import json
+
+    from app.forms.answers import validate_answers
+    from app.settings import PROJECT_ROOT
+
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("```json", readme.index("### The answers document")) + len("```json")
+    doc = json.loads(readme[start:readme.index("```", start)])
+    result = validate_answers(registry.current, doc, today=dt.date(2026, 4, 6))
+    assert result.errors == [] and result.missing == []
+    head = result.answers["household"]["members"][0]
+    assert head["family_name_kana"] == "アマガサキ" and head["birth_date"] == "1990-06-15"
+    assert result.answers["address"]["city"] == "尼崎市"
