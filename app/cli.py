@@ -34,6 +34,11 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     print(f"OK: 申請書 {len(defs.applications)} 種類、課 {len(defs.departments)}、"
           f"聞き取り項目 {len(defs.fields)}（fingerprint {defs.fingerprint[:12]}）")
+    if settings.database_url:  # a configured database is checked too (the embedded SQLite needs nothing)
+        from app.db_diagnosis import check_database, shown
+
+        check_database(settings.database_url)
+        print(f"OK: データベース {shown(settings.database_url)} に接続できます")
     return 0
 
 
@@ -500,8 +505,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `kakanai` console script."""
+    from pydantic import ValidationError
+
+    from app.db_diagnosis import DatabaseUnusable
+
     args = build_parser().parse_args(argv)
-    return args.func(args, get_settings())
+    try:
+        settings = get_settings()
+    except ValidationError as exc:  # e.g. production without KAKANAI_SECRET_KEY: say what, not where
+        for err in exc.errors():
+            print(f"設定エラー: {err['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+        return 2
+    try:
+        return args.func(args, settings)
+    except DatabaseUnusable as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

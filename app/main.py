@@ -19,6 +19,7 @@ from app.routers import (
     api_auth,
     api_cases,
     api_departments,
+    api_docs,
     api_documents,
     api_metrics,
     api_queue,
@@ -64,8 +65,10 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
         version="1",
         description="Counter interview, applications, routing slips and resident status for Japanese city halls.",
         lifespan=lifespan,
-        docs_url="/docs" if settings.api_docs else None,
-        redoc_url="/redoc" if settings.api_docs else None,
+        # /docs and /redoc are served by app/routers/api_docs.py from packaged assets (no CDN).
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     engine = make_engine(settings.effective_database_url, limits=settings.db_limits())
     app.state.settings = settings
@@ -92,6 +95,9 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
     app.include_router(api_queue.router)
     app.include_router(resident.router)
     app.include_router(board.router)
+    if settings.docs_enabled:
+        app.include_router(api_docs.router)
+        api_docs.install_answers_schema(app, PROJECT_ROOT / "bench" / "households" / "model_move_in_family.json")
     mark_writing_routes(app)
     capacity.install(app)  # last: it wraps every route's endpoint (app/capacity.py)
     return app

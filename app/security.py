@@ -21,12 +21,11 @@ from app.settings import Settings
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'")
-# Swagger UI and ReDoc are served from a CDN with an inline bootstrap script; only those two pages
-# get this relaxed policy (set KAKANAI_API_DOCS=false to switch them off in production).
-DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-            "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-            "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; font-src 'self' https://fonts.gstatic.com; "
-            "worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+# Swagger UI and ReDoc are served from packaged assets (app/static/vendor) without inline scripts; they
+# set inline styles and ReDoc runs its search in a blob: worker. Only those two pages get this policy.
+DOCS_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+            "font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; "
+            "base-uri 'none'; form-action 'self'; object-src 'none'")
 DOCS_PATHS = ("/docs", "/redoc")
 PERMISSIONS_POLICY = ("camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), bluetooth=(), "
                       "interest-cohort=()")

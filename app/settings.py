@@ -52,7 +52,8 @@ class Settings(BaseSettings):
     # Security and privacy (SECURITY.md): request limits, API docs, retention of personal data.
     max_request_bytes: int = 2 * 1024 * 1024
     max_json_depth: int = 32
-    api_docs: bool = True
+    # /docs, /redoc and /openapi.json: on in development and tests, off in production unless set to true.
+    api_docs: bool | None = None
     retention_days: int = 90
     # Queue and resident page (README "Queue and resident page"). Live updates: each process polls
     # the event table this often (seconds) and wakes its SSE clients; 0 disables the watcher.
@@ -146,6 +147,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'kakanai.db'}"
+
+    @property
+    def docs_enabled(self) -> bool:
+        """Whether /docs, /redoc and /openapi.json are served (KAKANAI_API_DOCS, default: not in production)."""
+        return self.api_docs if self.api_docs is not None else self.env != "production"
 
     @property
     def tz(self) -> ZoneInfo:

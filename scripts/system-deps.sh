@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# Debian packages the service and its tests need: Japanese fonts (IPAex, IPAmj明朝), poppler
-# (pdftotext/pdftoppm for PDF checks) and Chromium with its driver (browser tests).
+# Debian packages of the service and of its tests.
+#   bash scripts/system-deps.sh runtime   Japanese fonts only (IPAex, IPAmj明朝): what `make run` and the image need
+#   bash scripts/system-deps.sh [all]     also poppler (pdftotext/pdftoppm for PDF checks) and Chromium with its
+#                                         driver (browser tests): what `make test` and .ci/run install
 set -euo pipefail
-PACKAGES=(fonts-ipaexfont fonts-ipamj-mincho poppler-utils chromium chromium-driver)
+RUNTIME=(fonts-ipaexfont fonts-ipamj-mincho)
+TEST=(poppler-utils chromium chromium-driver)
+case "${1:-all}" in
+  runtime) PACKAGES=("${RUNTIME[@]}") ;;
+  all | test) PACKAGES=("${RUNTIME[@]}" "${TEST[@]}") ;;
+  *) echo "usage: $0 [runtime|all]" >&2; exit 2 ;;
+esac
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

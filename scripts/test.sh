@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
-# Install everything the tests need and run the whole suite.
+# Install everything the tests need (Debian packages, the pinned dependencies of requirements-test.lock)
+# and run the whole suite.
 # SQLite by default; set TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 # to run the same suite against PostgreSQL (a throw-away database is created and dropped).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/system-deps.sh
-PY=${PYTHON:-python3}
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e ".[test]"
+bash scripts/system-deps.sh all
+bash scripts/install.sh test
 .venv/bin/ruff check .
 exec .venv/bin/python -m pytest -p no:cacheprovider "$@"

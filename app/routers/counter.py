@@ -75,6 +75,9 @@ def login(
 ) -> Response:
     """Check the password; on success start a session and go where the clerk was heading."""
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not cookie and _cookie_secure(settings) and request.url.scheme == "http":
+        # The browser kept the Secure cookie of the form to itself because the page came over plain http.
+        return _https_required(request, settings)
     if not cookie or not secrets.compare_digest(cookie, csrf_token):
         return _login_again(request, settings, next, sessions.CsrfFailed.message, status=403)
     if not username or not password:
@@ -90,6 +93,15 @@ def login(
                         path="/")
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
+
+
+def _https_required(request: Request, settings: Settings) -> HTMLResponse:
+    # The service's https address: KAKANAI_PUBLIC_BASE_URL when it is one, else this host on port 443.
+    base = settings.public_base_url.rstrip("/")
+    if not base.startswith("https://"):
+        host = request.url.hostname or "localhost"
+        base = f"https://[{host}]" if ":" in host else f"https://{host}"
+    return _page(request, "counter/https_required.html", {"https_url": f"{base}/login"}, status=400)
 
 
 def _login_again(request: Request, settings: Settings, next: str, message: str, *, status: int,

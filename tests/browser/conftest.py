@@ -62,8 +62,8 @@ def running_server(tmp_path_factory: pytest.TempPathFactory, name: str, **overri
     TEST_DATABASE_URL), with a counter clerk and an admin whose password is the tests' PASSWORD."""
     server_url = os.environ.get("TEST_DATABASE_URL")
     url = create_postgres_database(server_url) if server_url else f"sqlite:///{tmp_path_factory.mktemp(name) / 'live.db'}"
-    settings = Settings(env="test", database_url=url, data_dir=tmp_path_factory.mktemp(f"{name}-data"),
-                        definitions_dir=PROJECT_ROOT / "form_definitions", **overrides)
+    settings = Settings(database_url=url, data_dir=tmp_path_factory.mktemp(f"{name}-data"),
+                        definitions_dir=PROJECT_ROOT / "form_definitions", **{"env": "test", **overrides})
     migrate(settings)
     engine = make_engine(url)
     with Session(bind=engine) as s:
