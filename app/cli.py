@@ -293,6 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
     trevoke.add_argument("token_id", type=int)
     trevoke.set_defaults(func=cmd_departments_token_revoke)
 
+    card = sub.add_parser("card-bridge", help="read a マイナンバーカード at the counter and send it to the visit "
+                                             "(pairing code from the tablet; talks to the service over HTTP only)")
+    __import__("app.cardbridge.main", fromlist=["build_parser"]).build_parser(card)
+    card.set_defaults(func=lambda args, settings: __import__("app.cardbridge.main", fromlist=["run"]).run_with_logging(args))
+
     bench = sub.add_parser("bench", help="benchmarks that drive the real service").add_subparsers(
         dest="bench_command", required=True)
     visit = bench.add_parser("visit", help="replay the model household (or a day) on a simulated clock; print "

@@ -15,6 +15,7 @@ from app.errors import install_error_handlers
 from app.routers import (
     api_admin,
     api_auth,
+    api_card,
     api_cases,
     api_departments,
     api_documents,
@@ -22,6 +23,7 @@ from app.routers import (
     api_queue,
     api_routing,
     board,
+    card_pages,
     counter,
     dashboard,
     health,
@@ -83,6 +85,8 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
     app.include_router(api_queue.router)
     app.include_router(resident.router)
     app.include_router(board.router)
+    app.include_router(api_card.router)
+    app.include_router(card_pages.router)
     return app
 
 

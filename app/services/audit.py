@@ -33,9 +33,15 @@ PURGE = "purge"
 # A caller asked to see My Numbers / account numbers unmasked (target names which).
 REVEAL = "reveal"
 DEFINITIONS_RELOAD = "definitions_reload"
+# マイナンバーカード read-in and 転入予約 import (issue 16).
+CARD_PAIRING = "card_pairing"
+CARD_READING = "card_reading"
+CARD_PAIRING_FAILED = "card_pairing_failed"
+PLANNED_IMPORT = "planned_import"
 
 ACTIONS = (LOGIN, LOGIN_FAILED, LOGOUT, CASE_READ, CASE_CREATED, CASE_UPDATED, PDF_DOWNLOAD, SIGNATURE_SAVED,
-           DEPARTMENT_FETCH, STEP_UPDATED, EXPORT, PURGE, REVEAL, DEFINITIONS_RELOAD)
+           DEPARTMENT_FETCH, STEP_UPDATED, EXPORT, PURGE, REVEAL, DEFINITIONS_RELOAD, CARD_PAIRING, CARD_READING,
+           CARD_PAIRING_FAILED, PLANNED_IMPORT)
 CSV_COLUMNS = ("id", "at", "actor", "actor_id", "action", "case_id", "target", "outcome", "ip", "user_agent")
 MAX_PAGE = 500
 
@@ -137,4 +143,12 @@ def count_failed_logins(session: Session, *, ip: str, since: dt.datetime) -> int
     return session.scalar(
         select(func.count()).select_from(AuditEntry)
         .where(AuditEntry.action == LOGIN_FAILED, AuditEntry.ip == ip, AuditEntry.at >= since)
+    ) or 0
+
+
+def count_failed(session: Session, *, action: str, ip: str, since: dt.datetime) -> int:
+    """Entries of one failure action from one address since a moment (rate limits that all instances agree on)."""
+    return session.scalar(
+        select(func.count()).select_from(AuditEntry)
+        .where(AuditEntry.action == action, AuditEntry.ip == ip, AuditEntry.at >= since)
     ) or 0
