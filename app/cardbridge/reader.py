@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from app.cardbridge.kenhojo import CardError, Transmit
+from app.cardbridge.kenhojo import CardError, Transmit, select_ap
 
 log = logging.getLogger("kakanai.cardbridge")
 _INS_NAMES = {0xA4: "SELECT", 0x20: "VERIFY", 0xB0: "READ BINARY"}
@@ -26,7 +26,7 @@ def _traced(raw: Transmit) -> Transmit:
 
 @contextmanager
 def connect(reader_name: str | None = None, *, wait_seconds: float = 30.0) -> Iterator[Transmit]:
-    """Connect to the card in the reader (the first reader with a card, or the one whose name contains reader_name)."""
+    """Connect to the マイナンバーカード (the first reader holding one, or the one whose name contains reader_name)."""
     try:
         from smartcard.Exceptions import CardConnectionException, NoCardException
         from smartcard.System import readers
@@ -35,6 +35,7 @@ def connect(reader_name: str | None = None, *, wait_seconds: float = 30.0) -> It
 
     deadline = time.monotonic() + wait_seconds
     announced = False
+    not_myna = False
     while True:
         try:
             found = [r for r in readers() if reader_name is None or reader_name in str(r)]
@@ -46,9 +47,16 @@ def connect(reader_name: str | None = None, *, wait_seconds: float = 30.0) -> It
                 connection.connect()
             except (NoCardException, CardConnectionException):
                 continue
+            transmit = _traced(connection.transmit)
+            try:
+                select_ap(transmit)  # another kind of IC card in this reader: try the next one
+            except CardError:
+                connection.disconnect()
+                not_myna = True
+                continue
             log.info("card found in reader %s", reader)
             try:
-                yield _traced(connection.transmit)
+                yield transmit
             finally:
                 try:
                     connection.disconnect()
@@ -56,6 +64,8 @@ def connect(reader_name: str | None = None, *, wait_seconds: float = 30.0) -> It
                     pass
             return
         if time.monotonic() >= deadline:
+            if not_myna:
+                raise CardError("置かれたカードはマイナンバーカードではありません")
             raise CardError("カードリーダーにカードが見つかりません" if found else "カードリーダーが見つかりません")
         if not announced:
             print("カードをリーダーに置いてください…", flush=True)
