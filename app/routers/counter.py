@@ -14,7 +14,7 @@ from app import events
 from app.deps import ClientDep, DefinitionsDep, PageCounterUser, SessionDep, SettingsDep
 from app.errors import AppError, NotFound, ValidationFailed
 from app.models import Case, QueueTicket, User
-from app.services import audit, auth, cases, counter, documents, queue, routing, sessions
+from app.services import answer_sources, audit, auth, cases, counter, documents, queue, routing, sessions
 from app.services.clock import local_today
 from app.services.wait_estimate import wait_defaults
 from app.settings import Settings
@@ -250,6 +250,7 @@ def interview(request: Request, case_id: str, session: SessionDep, settings: Set
     return _page(request, "counter/interview.html", {
         **_screen_context(defs, case, settings), "new": bool(new), "ticket": ticket,
         "ticket_label": QUEUE_LABELS.get(ticket.status, "") if ticket else "",
+        "card_marks": answer_sources.screen_marks(answer_sources.unconfirmed(session, case_id=case.id), case.answers),
     })
 
 
