@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import AnswerSource, AuditEntry, Case, CardPairing
+from app.models import AnswerSource, AuditEntry, CardPairing, Case
 from app.services import card_pairing
 from tests.conftest import make_user, page_login
 
