@@ -1,15 +1,17 @@
-"""Counter page endpoints for the card read-in: show a pairing code, watch it being used, confirm marks."""
+"""Counter page endpoints for issue 16: card pairing codes, confirming marked answers, opening a planned visit."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Body, Request
+from fastapi.responses import JSONResponse, RedirectResponse
 
-from app.deps import ClientDep, PageCounterUser, SessionDep
+from app.deps import ClientDep, DefinitionsDep, PageCounterUser, SessionDep, SettingsDep
 from app.errors import ValidationFailed
-from app.services import answer_sources, card_pairing, cases
+from app.services import answer_sources, audit, card_pairing, cases, planned_visits, queue
+from app.services.clock import local_today
+from app.services.wait_estimate import wait_defaults
 
 router = APIRouter(include_in_schema=False)
 NO_STORE = {"Cache-Control": "no-store"}
@@ -40,3 +42,17 @@ def confirm_sources(case_id: str, session: SessionDep, user: PageCounterUser) ->
     case = cases.get_case_or_raise(session, case_id)
     count = answer_sources.confirm_all(session, case_id=case.id, user=user)
     return JSONResponse({"confirmed": count}, headers=NO_STORE)
+
+
+@router.post("/counter/planned/{planned_id}/start")
+def start_planned(request: Request, planned_id: str, session: SessionDep, settings: SettingsDep, defs: DefinitionsDep,
+                  user: PageCounterUser, client: ClientDep) -> RedirectResponse:
+    """A household from 本日の来庁予定 has arrived: issue its ticket and open the interview with the imported answers."""
+    day = local_today(settings)
+    case = planned_visits.start_planned(session, defs=defs, planned_id=planned_id, user=user,
+                                        office=settings.office_code, today=day)
+    audit.record(session, action=audit.CASE_CREATED, actor=user, case_id=case.id, target="planned visit", client=client)
+    desk = (request.cookies.get("kakanai_counter") or "1").strip()[:40] or "1"
+    queue.issue_ticket(session, case=case, queues=defs.departments.keys(), defaults=wait_defaults(settings, defs))
+    queue.start_service(session, case_id=case.id, counter=desk, actor=user)
+    return RedirectResponse(f"/counter/visits/{case.id}?new=1", status_code=303)
