@@ -71,7 +71,7 @@
     const field = document.querySelector('.field[data-path="' + CSS.escape(path) + '"]');
     if (!field) continue;
     field.classList.add("from-source");
-    const labelRow = field.querySelector(".label-row") || field;
+    const labelRow = field.querySelector(":scope > .label-row, :scope > fieldset > legend") || field;
     const badge = document.createElement("span");
     badge.className = "source-mark" + (label === "転入予約" ? " import" : "");
     badge.textContent = label;
