@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, NotFound, ValidationFailed
@@ -122,6 +122,13 @@ def start_planned(session: Session, *, defs: DefinitionSet, planned_id: str, use
     answers = {**planned.answers, "visit_date": today.isoformat()}
     case = cases.create_case(session, defs=defs, answers=answers, user=user, office=office, today=today, draft=True)
     planned.case_id, planned.started_at = case.id, utcnow()
+    planned.answers = {}  # the visit holds them now; the planned row keeps only its number and dates
     answer_sources.record(session, case_id=case.id, paths=_marked_paths(defs, case.answers), source=IMPORT_SOURCE)
     cases.record_event(session, case, "planned_visit_started", actor=user, data={"source": planned.source})
     return case
+
+
+def purge_stale(session: Session, *, before: dt.date) -> int:
+    """Delete planned visits dated before `before` (retention); returns how many."""
+    return session.execute(delete(PlannedVisit).where(PlannedVisit.planned_on < before)
+                           .execution_options(synchronize_session=False)).rowcount

@@ -185,3 +185,20 @@ def test_cli_imports_the_sample(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
         assert "2行目「予約番号」: 予約番号 R2026-0001 はすでに取り込まれています" in capsys.readouterr().err
     finally:
         get_settings.cache_clear()
+
+
+def test_planned_visits_are_purged_by_retention_and_emptied_when_opened(db: Session, defs: DefinitionSet,
+                                                                         csv_mapping) -> None:
+    from app.models import User
+    from app.services import auth, retention
+
+    planned_visits.import_file(db, defs=defs, mapping=csv_mapping, data=(SAMPLES / "export.csv").read_bytes(),
+                               office="honcho", user=None, today=DAY)
+    clerk = auth.create_user(db, username="clerk2", password="a-very-long-password", role="counter")
+    first = db.scalar(select(PlannedVisit).where(PlannedVisit.reference == "R2026-0001"))
+    planned_visits.start_planned(db, defs=defs, planned_id=first.id, user=db.get(User, clerk.id), office="honcho",
+                                 today=DAY)
+    assert first.answers == {} and first.case_id
+    now = dt.datetime(2026, 4, 7, 3, tzinfo=dt.UTC)  # R2026-0003 is planned for 04-07: kept
+    retention.purge(db, older_than_days=0, now=now)
+    assert list(db.scalars(select(PlannedVisit.reference))) == ["R2026-0003"]
