@@ -19,6 +19,7 @@ from app.routers import (
     api_cases,
     api_departments,
     api_documents,
+    api_imports,
     api_metrics,
     api_queue,
     api_routing,
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
     app.include_router(board.router)
     app.include_router(api_card.router)
     app.include_router(card_pages.router)
+    app.include_router(api_imports.router)
     return app
 
 

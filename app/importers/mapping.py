@@ -73,9 +73,16 @@ def _location(loc: tuple[Any, ...]) -> str:
 def load_mapping(path: Path) -> Mapping:
     """Read and check a mapping file; MappingError lists every problem."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise MappingError([f"{path}: 対応表を読めません（{exc.__class__.__name__}）"]) from None
+    return parse_mapping(text, str(path))
+
+
+def parse_mapping(text: str, path: str) -> Mapping:
+    """Check the YAML text of a mapping (`path` names it in the messages); MappingError lists every problem."""
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise MappingError([f"{path}: YAMLとして読めません: {exc}"]) from None
     if not isinstance(raw, dict):
@@ -106,4 +113,4 @@ def load_mapping(path: Path) -> Mapping:
     return mapping
 
 
-__all__ = ["TRANSFORMS", "ColumnRule", "Mapping", "MappingError", "load_mapping"]
+__all__ = ["TRANSFORMS", "ColumnRule", "Mapping", "MappingError", "load_mapping", "parse_mapping"]

@@ -62,8 +62,8 @@ def import_file(session: Session, *, defs: DefinitionSet, mapping: Mapping, data
                                      reference=household.reference, answers=household.answers,
                                      imported_by=user.id if user else None))
     session.flush()
-    if not dry_run:
-        audit.record(session, action=audit.PLANNED_IMPORT, actor=user, actor_name="cli",
+    if not dry_run and user is None:  # the CLI; the upload API audits with its caller and address
+        audit.record(session, action=audit.PLANNED_IMPORT, actor_name="cli",
                      target=f"{mapping.source}: {len(result.households)} households")
     return ImportReport(len(result.households), members, days)
 

@@ -202,3 +202,25 @@ def test_planned_visits_are_purged_by_retention_and_emptied_when_opened(db: Sess
     now = dt.datetime(2026, 4, 7, 3, tzinfo=dt.UTC)  # R2026-0003 is planned for 04-07: kept
     retention.purge(db, older_than_days=0, now=now)
     assert list(db.scalars(select(PlannedVisit.reference))) == ["R2026-0003"]
+
+
+def test_admin_upload_imports_all_or_nothing(client: TestClient, db: Session) -> None:
+    from tests.conftest import login
+
+    make_user(db, "admin1", "admin")
+    make_user(db, "clerk1", "counter")
+    headers = login(client, "admin1")
+    files = {"file": ("export.csv", (SAMPLES / "export.csv").read_bytes(), "text/csv"),
+             "mapping": ("mapping.yaml", (SAMPLES / "mapping.yaml").read_bytes(), "application/yaml")}
+    assert client.post("/api/v1/admin/imports/moving-in", files=files, headers=login(client, "clerk1")).status_code == 403
+    dry = client.post("/api/v1/admin/imports/moving-in?dry_run=true", files=files, headers=headers)
+    assert dry.status_code == 200 and dry.json()["dry_run"] is True
+    assert db.scalar(select(func.count()).select_from(PlannedVisit)) == 0
+    res = client.post("/api/v1/admin/imports/moving-in", files=files, headers=headers)
+    assert res.json() == {"households": 3, "members": 5, "days": {"2026-04-06": 2, "2026-04-07": 1}, "dry_run": False}
+    again = client.post("/api/v1/admin/imports/moving-in", files=files, headers=headers)
+    assert again.status_code == 422
+    assert again.json()["errors"][0]["message"] == "予約番号 R2026-0001 はすでに取り込まれています"
+    bad_mapping = {**files, "mapping": ("m.yaml", b"format: xml\n", "application/yaml")}
+    res = client.post("/api/v1/admin/imports/moving-in", files=bad_mapping, headers=headers)
+    assert res.status_code == 422 and all(e["field"] == "mapping" for e in res.json()["errors"])
