@@ -32,22 +32,27 @@ def _db() -> sqlite3.Connection:
 
 
 @lru_cache(maxsize=64)
-def _cities(prefecture: str) -> tuple[str, ...]:
-    rows = _db().execute("select distinct city from postal_data where prefecture = ?", (prefecture,)).fetchall()
-    return tuple(sorted((r[0] for r in rows if r[0]), key=len, reverse=True))
-
-
-@lru_cache(maxsize=512)
-def _towns(prefecture: str, city: str) -> tuple[tuple[str, str], ...]:
-    rows = _db().execute("select neighborhood, code from postal_data where prefecture = ? and city = ? order by code",
-                         (prefecture, city)).fetchall()
-    out: dict[str, str] = {}
-    for town, code in rows:
+def _prefecture(prefecture: str) -> dict[str, tuple[tuple[str, str], ...]]:
+    # One scan of Japan Post's table per prefecture (it has no index but the code's); cached per process.
+    rows = _db().execute("select city, neighborhood, code from postal_data where prefecture = ? order by code",
+                         (prefecture,)).fetchall()
+    towns: dict[str, dict[str, str]] = {}
+    for city, town, code in rows:
+        if not city:
+            continue
         town = (town or "").split("（")[0]
         if "以下に掲載がない場合" in town or "の次に番地がくる場合" in town:
             town = ""
-        out.setdefault(town, code)
-    return tuple(sorted(out.items(), key=lambda item: len(item[0]), reverse=True))
+        towns.setdefault(city, {}).setdefault(town, code)
+    return {city: tuple(sorted(t.items(), key=lambda item: len(item[0]), reverse=True)) for city, t in towns.items()}
+
+
+def _cities(prefecture: str) -> list[str]:
+    return sorted(_prefecture(prefecture), key=len, reverse=True)
+
+
+def _towns(prefecture: str, city: str) -> tuple[tuple[str, str], ...]:
+    return _prefecture(prefecture).get(city, ())
 
 
 def split_address(text: str) -> dict[str, str] | None:
