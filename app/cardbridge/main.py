@@ -42,7 +42,7 @@ def _ask_secret(prompt: str) -> str:
 
 def _ask_collation_b() -> str:
     _say("照合番号Bはカード券面から職員が入力します。")
-    birth = _ask_secret("生年月日（和暦・西暦ではなく YYMMDD の6桁。例 1990年6月15日 → 900615）: ")
+    birth = _ask_secret("生年月日（西暦の下2桁・月・日の6桁。例 1990年6月15日 → 900615）: ")
     expiry = _ask_secret("有効期限の年（西暦4桁）: ")
     code = _ask_secret("セキュリティコード（4桁）: ")
     return f"{birth}{expiry}{code}"

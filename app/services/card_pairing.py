@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from app.forms.loader import DefinitionSet
 from app.models import CardPairing, Case, User, utcnow
 from app.services import answer_sources, audit, cases
 
+log = logging.getLogger(__name__)
 # No 0/O, 1/I/L: the code is read off a tablet and typed at the counter PC.
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 CODE_LENGTH = 8
@@ -164,4 +166,7 @@ def redeem(session: Session, *, defs: DefinitionSet, code: str, reading: CardRea
     cases.record_event(session, case, CARD_READ, data={"member_id": applied.member_id, "fields": fields})
     audit.record(session, action=PAIRING_USED, actor_name="card-bridge", case_id=case.id,
                  target=f"pairing {row.id} member {applied.member_id}", client=client)
+    # Operations log: which visit and how much, never what (no name, address or number).
+    log.info("card reading stored: case %s member %s, %d answers, %d warnings", case.id, applied.member_id,
+             len(applied.paths), len(applied.warnings))
     return applied

@@ -158,6 +158,7 @@ def test_the_pin_and_the_my_number_appear_in_no_log(live: LiveServer, stack_fact
         assert "APDU VERIFY" in run.stderr  # the trace is on, yet without data
         pcscd_log = stack.log_path.read_text(errors="replace")
     server_log = "\n".join(f"{r.getMessage()} {r.args!r}" for r in caplog.records)
+    assert "card reading stored" in server_log  # the server's log was captured
     pin_hex = person.pin.encode().hex().upper()
     for name, text in (("bridge stdout", run.stdout), ("bridge stderr", run.stderr), ("pcscd", pcscd_log),
                        ("server", server_log)):
