@@ -78,7 +78,12 @@ def _records(data: bytes, mapping: Mapping) -> tuple[list[tuple[str, dict[str, A
         missing = sorted(wanted - columns)
         if missing:
             return [], [RowError("ファイル", c, "この列がありません") for c in missing]
-        return [(f"{reader.line_num}行目", dict(row)) for row in reader if any((v or "").strip() for v in row.values())], []
+        try:
+            rows = [(f"{reader.line_num}行目", dict(row)) for row in reader
+                    if any((v or "").strip() for v in row.values() if isinstance(v, str))]
+        except csv.Error as exc:
+            return [], [RowError(f"{reader.line_num}行目", "", f"CSVとして読めません（{exc}）")]
+        return rows, []
     try:
         payload = json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError) as exc:
