@@ -389,6 +389,41 @@ def cmd_departments_token_rotate(args: argparse.Namespace, settings: Settings) -
           f"expires {_local(issued.expires_at, settings)}; the old token stops {old_end} ({settings.timezone})")
     print("この表示は一度だけです。安全な場所に保管してください / shown once, store it safely:")
     print(issued.token)
+def cmd_import_moving_in(args: argparse.Namespace, settings: Settings) -> int:
+    """Import a 転入予約 export through its mapping file: every household or none."""
+    from pathlib import Path
+
+    from app.forms.loader import load_definitions
+    from app.importers.mapping import MappingError, load_mapping
+    from app.services import planned_visits
+    from app.services.clock import local_today
+
+    try:
+        mapping = load_mapping(Path(args.mapping))
+    except MappingError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as exc:
+        print(f"{args.file}: ファイルを読めません（{exc.strerror}）", file=sys.stderr)
+        return 1
+    defs = load_definitions(settings.definitions_dir)
+    try:
+        with _session(settings) as session:
+            report = planned_visits.import_file(session, defs=defs, mapping=mapping, data=data,
+                                                office=settings.office_code, user=None, today=local_today(settings),
+                                                dry_run=args.dry_run)
+    except planned_visits.ImportFailed as exc:
+        print(exc.message, file=sys.stderr)
+        for err in exc.details or []:
+            where = f"{err['row']}「{err['column']}」" if err["column"] else err["row"]
+            print(f"  {where}: {err['message']}", file=sys.stderr)
+        return 1
+    days = "、".join(f"{day} {n}世帯" for day, n in sorted(report.days.items()))
+    verb = "確認しました（保存していません）" if args.dry_run else "取り込みました"
+    print(f"{report.households}世帯（{report.members}人）を{verb}。来庁予定日: {days}")
     return 0
 
 
@@ -481,6 +516,19 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the old token keeps working this many hours (default: 0, stops at once)")
     trotate.add_argument("--expires-days", type=int, default=365, help="lifetime of the new token (default: 365)")
     trotate.set_defaults(func=cmd_departments_token_rotate)
+
+    imp = sub.add_parser("import", help="import data received from other services").add_subparsers(
+        dest="import_command", required=True)
+    moving = imp.add_parser("moving-in", help="転入予約 / 転出証明書情報 (引越しワンストップ) export → 本日の来庁予定")
+    moving.add_argument("file", help="the export (CSV or JSON, as the mapping says)")
+    moving.add_argument("--mapping", required=True, help="mapping file (see samples/moving_in/mapping.yaml)")
+    moving.add_argument("--dry-run", action="store_true", help="check everything, store nothing")
+    moving.set_defaults(func=cmd_import_moving_in)
+
+    card = sub.add_parser("card-bridge", help="read a マイナンバーカード at the counter and send it to the visit "
+                                             "(pairing code from the tablet; talks to the service over HTTP only)")
+    __import__("app.cardbridge.main", fromlist=["build_parser"]).build_parser(card)
+    card.set_defaults(func=lambda args, settings: __import__("app.cardbridge.main", fromlist=["run"]).run_with_logging(args))
 
     bench = sub.add_parser("bench", help="benchmarks that drive the real service").add_subparsers(
         dest="bench_command", required=True, metavar="WHICH", help="which benchmark")

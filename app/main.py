@@ -17,14 +17,17 @@ from app.routers import (
     admin_pages,
     api_admin,
     api_auth,
+    api_card,
     api_cases,
     api_departments,
     api_docs,
     api_documents,
+    api_imports,
     api_metrics,
     api_queue,
     api_routing,
     board,
+    card_pages,
     counter,
     dashboard,
     health,
@@ -95,6 +98,9 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
     app.include_router(api_queue.router)
     app.include_router(resident.router)
     app.include_router(board.router)
+    app.include_router(api_card.router)
+    app.include_router(card_pages.router)
+    app.include_router(api_imports.router)
     if settings.docs_enabled:
         app.include_router(api_docs.router)
         api_docs.install_answers_schema(app, PROJECT_ROOT / "bench" / "households" / "model_move_in_family.json")

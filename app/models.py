@@ -310,3 +310,62 @@ class ServiceInstance(Base):
     current_key: Mapped[str] = mapped_column(String(16), default="")
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     heartbeat_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+# --- マイナンバーカード read-in and 転入予約 import (issue 16) ------------------------------------------------
+
+
+class CardPairing(Base):
+    """A one-time code shown on the visit's tablet that lets a counter card bridge post one card reading."""
+
+    __tablename__ = "card_pairings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    # Only the code's SHA-256 is stored: a database leak reveals no usable code.
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The household member the card belongs to; None = add a new member.
+    member_id: Mapped[str | None] = mapped_column(String(32))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # What the reading changed (answer paths) and what the clerk must still look at; no personal data.
+    result: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+class PlannedVisit(Base):
+    """A visit announced before the resident comes (転入予約 from the 引越しワンストップ service)."""
+
+    __tablename__ = "planned_visits"
+    __table_args__ = (
+        UniqueConstraint("office", "source", "reference"),
+        Index("ix_planned_visits_office_planned_on", "office", "planned_on"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    office: Mapped[str] = mapped_column(String(32))
+    planned_on: Mapped[dt.date] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(String(40))
+    # The sender's own number for the reservation (予約番号), so a file imported twice adds nothing twice.
+    reference: Mapped[str] = mapped_column(String(64))
+    answers: Mapped[dict[str, Any]] = mapped_column(ProtectedAnswers(), default=dict)
+    imported_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    imported_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Set when the resident arrives and the clerk opens the visit from the planned one.
+    case_id: Mapped[str | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"))
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class AnswerSource(Base):
+    """An answer that came from a card reading or an import, marked on the screen until the clerk confirms it."""
+
+    __tablename__ = "answer_sources"
+    __table_args__ = (UniqueConstraint("case_id", "path"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    # Answers path with the member's id instead of its position: household.members.m2.birth_date.
+    path: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    confirmed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -2,10 +2,12 @@
 # Debian packages of the service and of its tests.
 #   bash scripts/system-deps.sh runtime   Japanese fonts only (IPAex, IPAmj明朝): what `make run` and the image need
 #   bash scripts/system-deps.sh [all]     also poppler (pdftotext/pdftoppm for PDF checks) and Chromium with its
-#                                         driver (browser tests): what `make test` and .ci/run install
+#                                         driver (browser tests), pcscd with vsmartcard's virtual reader driver
+#                                         (card bridge tests) and swig + libpcsclite-dev to build pyscard:
+#                                         what `make test` and .ci/run install
 set -euo pipefail
 RUNTIME=(fonts-ipaexfont fonts-ipamj-mincho)
-TEST=(poppler-utils chromium chromium-driver)
+TEST=(poppler-utils chromium chromium-driver pcscd vsmartcard-vpcd libpcsclite-dev swig)
 case "${1:-all}" in
   runtime) PACKAGES=("${RUNTIME[@]}") ;;
   all | test) PACKAGES=("${RUNTIME[@]}" "${TEST[@]}") ;;

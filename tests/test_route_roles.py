@@ -38,6 +38,8 @@ RULES: list[tuple[str, str]] = [
     (r"/q/\{token\}(/.*)?", "public"),
     (r"/api/v1/status/\{token\}(/.*)?", "public"),
     (r"/board(/.*)?", "public"),
+    # The counter card bridge: its one credential is the visit's one-time pairing code (in the body).
+    (r"/api/v1/card-readings(/.*)?", "public"),
     (r"/api/v1/auth/me", "staff"),
     (r"/api/v1/cases(/.*)?", "counter"),
     (r"/api/v1/queue(/.*)?", "counter"),

@@ -14,7 +14,7 @@ from app import events
 from app.deps import ClientDep, DefinitionsDep, PageCounterUser, SessionDep, SettingsDep
 from app.errors import AppError, NotFound, ValidationFailed
 from app.models import Case, QueueTicket, User
-from app.services import audit, auth, cases, counter, documents, queue, routing, sessions
+from app.services import answer_sources, audit, auth, cases, counter, documents, planned_visits, queue, routing, sessions
 from app.services.clock import local_today
 from app.services.wait_estimate import wait_defaults
 from app.settings import Settings
@@ -153,6 +153,8 @@ def today(request: Request, session: SessionDep, settings: SettingsDep, defs: De
                                                  "desk": _desk(request, None),
                                                  "nobody": request.query_params.get("nobody") == "1",
                                                  "closed": request.query_params.get("closed") == "1",
+                                                 "planned": [planned_visits.summary(p) for p in planned_visits.list_planned(
+                                                     session, office=settings.office_code, day=day)],
                                                  "city_name": settings.city_name, "office_name": settings.office_name})
 
 
@@ -262,6 +264,7 @@ def interview(request: Request, case_id: str, session: SessionDep, settings: Set
     return _page(request, "counter/interview.html", {
         **_screen_context(defs, case, settings), "new": bool(new), "ticket": ticket,
         "ticket_label": QUEUE_LABELS.get(ticket.status, "") if ticket else "",
+        "card_marks": answer_sources.screen_marks(answer_sources.unconfirmed(session, case_id=case.id), case.answers),
     })
 
 

@@ -33,6 +33,12 @@ PURGE = "purge"
 # A caller asked to see My Numbers / account numbers unmasked (target names which).
 REVEAL = "reveal"
 DEFINITIONS_RELOAD = "definitions_reload"
+# マイナンバーカード read-in and 転入予約 import (issue 16).
+CARD_PAIRING = "card_pairing"
+CARD_READING = "card_reading"
+CARD_PAIRING_FAILED = "card_pairing_failed"
+PLANNED_IMPORT = "planned_import"
+
 # Operations on staff accounts and tokens (target names the account or token, actor who did it).
 USER_DISABLED = "user_disabled"
 USER_ENABLED = "user_enabled"
@@ -46,7 +52,8 @@ KEYS_ROTATED = "keys_rotated"
 
 ACTIONS = (LOGIN, LOGIN_FAILED, LOGOUT, CASE_READ, CASE_CREATED, CASE_UPDATED, PDF_DOWNLOAD, SIGNATURE_SAVED,
            DEPARTMENT_FETCH, STEP_UPDATED, EXPORT, PURGE, REVEAL, DEFINITIONS_RELOAD, USER_DISABLED, USER_ENABLED,
-           USER_UNLOCKED, PASSWORD_RESET, TOKENS_REVOKED, TOKEN_CREATED, TOKEN_REVOKED, TOKEN_ROTATED, KEYS_ROTATED)
+           USER_UNLOCKED, PASSWORD_RESET, TOKENS_REVOKED, TOKEN_CREATED, TOKEN_REVOKED, TOKEN_ROTATED, KEYS_ROTATED,
+           CARD_PAIRING, CARD_READING, CARD_PAIRING_FAILED, PLANNED_IMPORT)
 # What the administrators' audit page calls each action.
 ACTION_LABELS = {
     LOGIN: "ログイン", LOGIN_FAILED: "ログイン失敗", LOGOUT: "ログアウト", CASE_READ: "案件の閲覧",
@@ -56,6 +63,8 @@ ACTION_LABELS = {
     USER_ENABLED: "アカウント有効化", USER_UNLOCKED: "ロック解除", PASSWORD_RESET: "パスワード再設定",
     TOKENS_REVOKED: "トークン・セッションの取消", TOKEN_CREATED: "課のトークン発行", TOKEN_REVOKED: "課のトークン取消",
     TOKEN_ROTATED: "課のトークン更新", KEYS_ROTATED: "暗号鍵の切り替え",
+    CARD_PAIRING: "カード読み取りコード発行", CARD_READING: "カード読み取り", CARD_PAIRING_FAILED: "カード読み取りコード誤り",
+    PLANNED_IMPORT: "転入予約の取り込み",
 }
 CSV_COLUMNS = ("id", "at", "actor", "actor_id", "action", "case_id", "target", "outcome", "ip", "user_agent")
 MAX_PAGE = 500
@@ -177,4 +186,12 @@ def count_failed_logins(session: Session, *, ip: str, since: dt.datetime) -> int
     return session.scalar(
         select(func.count()).select_from(AuditEntry)
         .where(AuditEntry.action == LOGIN_FAILED, AuditEntry.ip == ip, AuditEntry.at >= since)
+    ) or 0
+
+
+def count_failed(session: Session, *, action: str, ip: str, since: dt.datetime) -> int:
+    """Entries of one failure action from one address since a moment (rate limits that all instances agree on)."""
+    return session.scalar(
+        select(func.count()).select_from(AuditEntry)
+        .where(AuditEntry.action == action, AuditEntry.ip == ip, AuditEntry.at >= since)
     ) or 0

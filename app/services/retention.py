@@ -82,6 +82,11 @@ def purge(session: Session, *, older_than_days: int, dry_run: bool = False, now:
         report.case_ids.append(case.id)
         if not dry_run:
             purge_case(session, case, now=now, reason=f"retention {older_than_days} days")
+    if not dry_run:
+        # Planned visits (転入予約) whose household never came hold personal data too.
+        from app.services import planned_visits
+
+        planned_visits.purge_stale(session, before=report.cutoff.date())
     session.flush()
     return report
 
