@@ -1,0 +1,160 @@
+"""Typesetting: clusters, measured widths, line breaking with 禁則 and fitting text into a box."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from app.forms.fonts import FontSet, is_variation_selector
+from app.forms.primitives import LEADING
+
+# Characters that must not start a line (kinsoku) and ones that must not end it.
+NO_START = frozenset("、。，．,.）)」』】〕〉》］]｝}・：；:;！？!?ー…‥々ゝゞぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ")
+NO_END = frozenset("（(「『【〔〈《［[｛{")
+_SPACES = frozenset(" \u3000")
+
+
+@dataclass(frozen=True)
+class Fit:
+    lines: tuple[str, ...]
+    size: float
+    complete: bool  # False: lines hold only what fits and the rest must go to the addendum
+
+
+
+
+
+def clusters(text: str) -> list[str]:
+    """Split text into units that must stay together: base + selectors / combining marks, surrogate pairs."""
+    out: list[str] = []
+    for ch in text:
+        cp = ord(ch)
+        if out and ch != "\n" and out[-1] != "\n" and (
+            is_variation_selector(ch)
+            or unicodedata.category(ch) in ("Mn", "Me")
+            or ch == "\u200d"
+            or out[-1].endswith("\u200d")
+            or (0xDC00 <= cp <= 0xDFFF and 0xD800 <= ord(out[-1][-1]) <= 0xDBFF)
+        ):
+            out[-1] += ch
+        else:
+            out.append(ch)
+    return out
+
+
+def block_height(lines: int, size: float) -> float:
+    return size * (1 + (lines - 1) * LEADING) if lines else 0.0
+
+
+class Measure:
+    """Measures and wraps text with the FontSet, caching widths per cluster at 1 pt."""
+
+    def __init__(self, fonts: FontSet) -> None:
+        self.fonts = fonts
+        self._cache: dict[tuple[str, str], float] = {}
+
+    def width(self, text: str, role: str, size: float) -> float:
+        return self.fonts.string_width(text, role, size)
+
+    def units(self, text: str, role: str) -> list[tuple[str, float]]:
+        out = []
+        for cluster in clusters(text):
+            key = (cluster, role)
+            width = self._cache.get(key)
+            if width is None:
+                width = self._cache[key] = 0.0 if cluster == "\n" else self.fonts.string_width(cluster, role, 1.0)
+            out.append((cluster, width))
+        return out
+
+    def wrap(self, text: str, role: str, size: float, max_w: float, first_w: float | None = None) -> list[str]:
+        """Break text into lines no wider than max_w (the first line first_w), between any two clusters."""
+        lines: list[list[tuple[str, float]]] = []
+        cur: list[tuple[str, float]] = []
+        cur_w = 0.0
+        limit = max_w if first_w is None else first_w
+        for cluster, unit in self.units(text, role):
+            if cluster == "\n":
+                lines.append(cur)
+                cur, cur_w, limit = [], 0.0, max_w
+                continue
+            w = unit * size
+            if cur and cur_w + w > limit + 1e-6:
+                carry = _carry(cur, cluster, unit, size, max_w)
+                lines.append(cur[: len(cur) - carry])
+                cur = cur[len(cur) - carry :]
+                cur_w = sum(u * size for _, u in cur)
+                limit = max_w
+                if not cur and cluster in _SPACES:
+                    continue  # a space that caused the break would only indent the next line
+            elif not cur and first_w is not None and limit < w and not lines:
+                # Not even one cluster fits after the addendum heading: start on the next line.
+                lines.append([])
+                limit = max_w
+            cur.append((cluster, unit))
+            cur_w += w
+        lines.append(cur)
+        return ["".join(c for c, _ in line) for line in lines]
+
+    def fit(
+        self, text: str, role: str, box_w: float, box_h: float, size: float, floor: float, *, wrap: bool,
+        must_fit: bool = True,
+    ) -> Fit:
+        """Shrink (one line) then wrap text into a box; report whether all of it fits."""
+        if not text:
+            return Fit((), size, True)
+        floor = min(floor, size)
+        cap = max(floor, min(size, box_h))  # one line needs about 1 em of height
+        total = sum(u for _, u in self.units(text, role))
+        if not wrap and "\n" not in text and total > 0:
+            if total * cap <= box_w + 1e-6:
+                return Fit((text,), cap, True)
+            # Sizes are truncated to 0.1 pt so that the line is never wider than the box.
+            shrunk = int(box_w / total * 10) / 10
+            if shrunk >= floor:
+                return Fit((text,), shrunk, True)
+        s = cap
+        while True:
+            lines = self.wrap(text, role, s, box_w)
+            if block_height(len(lines), s) <= box_h + 0.01:
+                return Fit(tuple(lines), s, True)
+            if s <= floor:
+                break
+            s = max(floor, s - 0.5)
+        if not must_fit:
+            return Fit(tuple(lines), floor, True)
+        room = max(1, int((box_h / floor - 1) / LEADING + 1 + 1e-6))
+        return Fit(tuple(lines[:room]), floor, False)
+
+    def with_marker(self, lines: Sequence[str], marker: str, role: str, size: float, box_w: float) -> list[str]:
+        """Cut the last line so that the overflow marker fits after it."""
+        out = list(lines) or [""]
+        units = self.units(out[-1], role)
+        room = box_w - self.width(marker, role, size)
+        while units and sum(u for _, u in units) * size > room:
+            units.pop()
+        out[-1] = "".join(c for c, _ in units) + marker
+        return out
+
+
+def _is_word(cluster: str) -> bool:
+    return cluster.isascii() and cluster.isalnum()
+
+
+def _carry(line: list[tuple[str, float]], nxt: str, nxt_unit: float, size: float, max_w: float) -> int:
+    """How many clusters at the end of a full line to move to the next one (kinsoku, Latin words)."""
+    if len(line) < 2:
+        return 0
+    if nxt in NO_START or line[-1][0] in NO_END:
+        return 1
+    if _is_word(nxt):
+        # Keep Latin words and numbers (alphabet names, 202号室, 018) whole when they can move as a unit.
+        begin = len(line)
+        while begin > 0 and _is_word(line[begin - 1][0]):
+            begin -= 1
+        moved = line[begin:]
+        fits = (sum(u for _, u in moved) + nxt_unit) * size < max_w
+        if begin > 0 and len(moved) <= 16 and fits:
+            return len(moved)
+    return 0
+
