@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from reportlab.lib.units import mm
 
-from app.forms.fonts import ROLE_NAME, ROLE_TEXT
+from app.forms.fonts import ROLE_NAME, ROLE_TEXT, is_variation_selector
 from app.forms.primitives import (
     ASCENT,
     BLANK_FILL,
@@ -34,7 +34,7 @@ from app.forms.primitives import (
 from app.forms.render_options import RenderOptions
 from app.forms.resolved import ResolvedCell
 from app.forms.schema import Choice, FormField
-from app.forms.typeset import Measure, block_height, clusters
+from app.forms.typeset import Fit, Measure, block_height, clusters, is_short
 
 
 @dataclass(frozen=True)
@@ -48,10 +48,22 @@ class Overflow:
 
 
 
+# Values that are one unit for a reader: a name, its kana, a date, a phone number never break across lines.
+KEEP_WHOLE_KINDS = frozenset({"name", "kana", "birth_date", "date", "phone", "postal_code", "my_number"})
+
+
 def cell_role(spec: FormField) -> str:
     if spec.font is not None:
         return ROLE_NAME if spec.font == "name" else ROLE_TEXT
     return ROLE_NAME if spec.kind == "name" else ROLE_TEXT
+
+
+def text_role(spec: FormField, text: str) -> str:
+    """The role a cell's text is set in: a whole name in one typeface, the name font when any character needs it."""
+    role = cell_role(spec)
+    if role == ROLE_TEXT and any(is_variation_selector(ch) or ord(ch) > 0xFFFF for ch in text):
+        return ROLE_NAME
+    return role
 
 
 def value_size(spec: FormField) -> float:
@@ -86,7 +98,7 @@ class CellPainter:
 
     def cell(
         self, cell: ResolvedCell, box: Box, *, where: str, label: str | None, border: bool = True,
-        centred: bool = False, pad: tuple[float, float] = (PAD_X, PAD_Y),
+        centred: bool = False, pad: tuple[float, float] = (PAD_X, PAD_Y), size_cap: float | None = None,
     ) -> list[Prim]:
         """The prims of one cell: border, small label, then the value by style."""
         spec = cell.spec
@@ -118,15 +130,23 @@ class CellPainter:
             if beside is not None and area.h < COMB_MIN_H and beside.w > area.w / 2:
                 area = beside  # a short row: put the boxes right of the label instead of below it
             return prims + self._comb(cell, area, box, where, centred)
-        return prims + self._text(cell, area, where)
+        return prims + self._text(cell, area, where, size_cap)
 
-    def _text(self, cell: ResolvedCell, area: Box, where: str) -> list[Prim]:
+    def text_fit(self, cell: ResolvedCell, area: Box, size_cap: float | None = None) -> Fit:
+        """How a text cell's value fits its area (lines and size), wrapping before shrinking."""
+        spec = cell.spec
+        role = text_role(spec, cell.text)
+        size = value_size(spec) if size_cap is None else min(value_size(spec), size_cap)
+        return self.measure.fit(cell.text, role, area.w, area.h, size, self.options.min_font_size,
+                                wrap=spec.style == "multiline",
+                                keep_whole=role == ROLE_NAME or spec.kind in KEEP_WHOLE_KINDS or is_short(cell.text))
+
+    def _text(self, cell: ResolvedCell, area: Box, where: str, size_cap: float | None) -> list[Prim]:
         if not cell.text:
             return []
         spec = cell.spec
-        role = cell_role(spec)
-        fit = self.measure.fit(cell.text, role, area.w, area.h, value_size(spec), self.options.min_font_size,
-                               wrap=spec.style == "multiline")
+        role = text_role(spec, cell.text)
+        fit = self.text_fit(cell, area, size_cap)
         lines = list(fit.lines)
         if not fit.complete:
             marker = "…" + self.overflow(where, cell.text, role)

@@ -10,7 +10,7 @@ from pypdf import PageObject, PdfReader
 from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader
 
-from app.forms.cells import CellPainter, Overflow, lines_at
+from app.forms.cells import CellPainter, Overflow, lines_at, text_role, value_size
 from app.forms.fonts import ROLE_NAME, ROLE_TEXT
 from app.forms.primitives import (
     A4,
@@ -26,6 +26,8 @@ from app.forms.primitives import (
     MARGIN_TOP,
     MARGIN_X,
     NAME_SIZE,
+    PAD_X,
+    PAD_Y,
     PAGE_SIZES,
     QR,
     QR_SIZE,
@@ -43,7 +45,7 @@ from app.forms.primitives import (
 from app.forms.render_options import RenderOptions
 from app.forms.resolved import ResolvedCell, ResolvedForm, ResolvedRow, ResolvedSection, ResolvedTable
 from app.forms.schema import FormField, Layout
-from app.forms.typeset import Measure
+from app.forms.typeset import Measure, is_short
 from app.forms.wareki import format_wareki
 
 
@@ -64,6 +66,12 @@ def recipient_line(city: str, recipient: str | None) -> str:
     if text.endswith("あて") and not text[:-2].endswith(("\u3000", " ")):
         text = text[:-2] + "\u3000あて"
     return text
+
+
+# A short table value (typeset.is_short) gets a column wide enough for it at this size.
+SHORT_VALUE_SIZE = 9.0
+# A column giving room to another keeps at least this share of its relative width.
+MIN_COLUMN_SHARE = 0.55
 
 
 class Flow:
@@ -104,6 +112,7 @@ class GridPlanner:
         self.flow = Flow(page_size(layout))
         self.row_mm = layout.row_mm * mm
         self._frame_top: float | None = None
+        self._widths_cache: dict[int, list[float]] = {}
 
     def plan(self) -> list[Page]:
         self.flow.new_page("first")
@@ -171,6 +180,48 @@ class GridPlanner:
         total = sum(spec.width for spec in specs)
         return [self.flow.width * spec.width / total for spec in specs]
 
+    def _table_widths(self, table: ResolvedTable) -> list[float]:
+        """Column widths: relative widths, widened so that every short value fits on one line.
+
+        A short value (続柄 世帯主, 性別, a date) never wraps or shrinks below SHORT_VALUE_SIZE: the columns
+        that need more room take it from the columns with room to spare, in proportion to that spare room.
+        """
+        cached = self._widths_cache.get(id(table))
+        if cached is not None:
+            return cached
+        widths = self._widths(table.columns)
+        needs = [0.0] * len(widths)
+        for cells in table.rows:
+            for col, cell in enumerate(cells):
+                spec = cell.spec
+                if spec.style != "text" or not cell.text or not is_short(cell.text):
+                    continue
+                size = min(SHORT_VALUE_SIZE, value_size(spec))
+                need = self.measure.width(cell.text, text_role(spec, cell.text), size) + 2 * PAD_X + 0.5
+                needs[col] = max(needs[col], need)
+        deficit = sum(max(0.0, need - w) for need, w in zip(needs, widths, strict=True))
+        if deficit > 0:
+            spare = [max(0.0, w - max(need, w * MIN_COLUMN_SHARE)) for need, w in zip(needs, widths, strict=True)]
+            room = sum(spare)
+            if room > 0:
+                take = min(1.0, deficit / room)
+                widths = [max(need, w) if need > w else w - s * take
+                          for need, w, s in zip(needs, widths, spare, strict=True)]
+        self._widths_cache[id(table)] = widths
+        return widths
+
+    def _column_sizes(self, table: ResolvedTable, widths: Sequence[float], height: float) -> list[float | None]:
+        """One size per column: the smallest size any row's value needs, so a column never mixes sizes."""
+        caps: list[float | None] = [None] * len(widths)
+        for cells in table.rows:
+            for col, cell in enumerate(cells):
+                if cell.spec.style not in ("text", "multiline") or not cell.text:
+                    continue
+                area = Box(0, 0, widths[col], height).inset(PAD_X, PAD_Y)
+                size = self.painter.text_fit(cell, area).size
+                caps[col] = size if caps[col] is None else min(caps[col], size)
+        return caps
+
     def _row(self, row: ResolvedRow, height: float, section: ResolvedSection) -> None:
         flow = self.flow
         x = flow.left
@@ -194,7 +245,8 @@ class GridPlanner:
         if band:
             self._band(section, continued=bool(section.rows))
         self._table_head(table)
-        widths = self._widths(table.columns)
+        widths = self._table_widths(table)
+        caps = self._column_sizes(table, widths, height)
         for index in range(count):
             if self._break(height, section):
                 self._table_head(table)
@@ -205,7 +257,7 @@ class GridPlanner:
                 cell = cells[col] if col < len(cells) else ResolvedCell(spec)
                 box = Box(x, flow.cursor - height, width, height)
                 where = f"{spec.label or section.title}（{section.title} {index + 1}行目）"
-                prims += self.painter.cell(cell, box, where=where, label=None, centred=True)
+                prims += self.painter.cell(cell, box, where=where, label=None, centred=True, size_cap=caps[col])
                 x += width
             flow.add(prims)
             flow.cursor -= height
@@ -214,7 +266,7 @@ class GridPlanner:
         flow = self.flow
         x = flow.left
         prims: list[Prim] = []
-        for spec, width in zip(table.columns, self._widths(table.columns), strict=True):
+        for spec, width in zip(table.columns, self._table_widths(table), strict=True):
             box = Box(x, flow.cursor - TABLE_HEAD_H, width, TABLE_HEAD_H)
             prims.append(Rect(box, RULE, BAND_FILL))
             area = box.inset(0.8 * mm, 0.4 * mm)

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jaconv
+from babel import Locale
 
 from app.forms.expr import FUNCTIONS, as_date
 from app.forms.wareki import format_wareki
@@ -154,6 +155,15 @@ def full_name_kana(value: Any, ctx: Mapping[str, Any]) -> str:
     return "　".join(p for p in parts if p)
 
 
+_JA = Locale("ja")
+
+
+def country(value: Any, ctx: Mapping[str, Any]) -> str:
+    """ISO 3166 alpha-2 → the Japanese country name (VN → ベトナム); JP → 日本; unknown codes print as given."""
+    code = str(value).strip().upper()
+    return _JA.territories.get(code, code) if code else ""
+
+
 def yes_no(value: Any, ctx: Mapping[str, Any]) -> str:
     """True → 有, False → 無 (the usual wording of yes/no boxes)."""
     if value is True:
@@ -182,6 +192,7 @@ TRANSFORMS: dict[str, Transform] = {
     "full_name": full_name,
     "full_name_kana": full_name_kana,
     "yes_no": yes_no,
+    "country": country,
 }
 
 

@@ -12,7 +12,21 @@ from app.forms.primitives import LEADING
 # Characters that must not start a line (kinsoku) and ones that must not end it.
 NO_START = frozenset("、。，．,.）)」』】〕〉》］]｝}・：；:;！？!?ー…‥々ゝゞぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ")
 NO_END = frozenset("（(「『【〔〈《［[｛{")
+OPENING = frozenset("（(「『【〔〈《［｛")
+CLOSING = frozenset("）)」』】〕〉》］｝")
+# Limits on what moves to the next line: beyond them a line breaks where the width says.
+KINSOKU_MAX_CARRY = 4
+BRACKET_MAX_CARRY = 10
 _SPACES = frozenset(" \u3000")
+
+
+# A value of at most this many characters (続柄 世帯主, 性別, a date) is a token: it shrinks, never wraps.
+SHORT_VALUE_CHARS = 12
+
+
+def is_short(text: str) -> bool:
+    """Whether text is a short token that must stay on one line."""
+    return len(clusters(text)) <= SHORT_VALUE_CHARS and not any(ch in text for ch in "\n \u3000")
 
 
 @dataclass(frozen=True)
@@ -98,21 +112,30 @@ class Measure:
 
     def fit(
         self, text: str, role: str, box_w: float, box_h: float, size: float, floor: float, *, wrap: bool,
-        must_fit: bool = True,
+        must_fit: bool = True, keep_whole: bool = False,
     ) -> Fit:
-        """Shrink (one line) then wrap text into a box; report whether all of it fits."""
+        """Fit text into a box at the largest size: one line, or wrapped lines, before shrinking further.
+
+        A one-line cell (wrap=False) still wraps when two lines set larger than the one shrunk line
+        (an address at 9 pt on two lines beats 6 pt on one). keep_whole (names) keeps one line as long
+        as the shrunk line stays at or above the floor.
+        """
         if not text:
             return Fit((), size, True)
         floor = min(floor, size)
         cap = max(floor, min(size, box_h))  # one line needs about 1 em of height
         total = sum(u for _, u in self.units(text, role))
-        if not wrap and "\n" not in text and total > 0:
+        shrunk = 0.0
+        if "\n" not in text and total > 0:
             if total * cap <= box_w + 1e-6:
                 return Fit((text,), cap, True)
             # Sizes are truncated to 0.1 pt so that the line is never wider than the box.
             shrunk = int(box_w / total * 10) / 10
-            if shrunk >= floor:
-                return Fit((text,), shrunk, True)
+            if shrunk >= floor and (keep_whole or not wrap):
+                wrapped = None if keep_whole else self._wrapped_fit(text, role, box_w, box_h, cap, max(floor, shrunk))
+                if wrapped is None or wrapped.size <= shrunk:
+                    return Fit((text,), shrunk, True)
+                return wrapped
         s = cap
         while True:
             lines = self.wrap(text, role, s, box_w)
@@ -125,6 +148,16 @@ class Measure:
             return Fit(tuple(lines), floor, True)
         room = max(1, int((box_h / floor - 1) / LEADING + 1 + 1e-6))
         return Fit(tuple(lines[:room]), floor, False)
+
+    def _wrapped_fit(self, text: str, role: str, box_w: float, box_h: float, cap: float, above: float) -> Fit | None:
+        """The largest size above `above` at which the wrapped text fits the box, or None."""
+        s = cap
+        while s > above + 1e-6:
+            lines = self.wrap(text, role, s, box_w)
+            if len(lines) > 1 and block_height(len(lines), s) <= box_h + 0.01:
+                return Fit(tuple(lines), s, True)
+            s = round(s - 0.5, 2)
+        return None
 
     def with_marker(self, lines: Sequence[str], marker: str, role: str, size: float, box_w: float) -> list[str]:
         """Cut the last line so that the overflow marker fits after it."""
@@ -142,11 +175,15 @@ def _is_word(cluster: str) -> bool:
 
 
 def _carry(line: list[tuple[str, float]], nxt: str, nxt_unit: float, size: float, max_w: float) -> int:
-    """How many clusters at the end of a full line to move to the next one (kinsoku, Latin words)."""
+    """How many clusters at the end of a full line to move to the next one (kinsoku, brackets, Latin words)."""
     if len(line) < 2:
         return 0
-    if nxt in NO_START or line[-1][0] in NO_END:
-        return 1
+    carry = _kinsoku_carry(line, nxt)
+    if carry:
+        return carry
+    group = _bracket_carry(line, nxt_unit, size, max_w)
+    if group:
+        return group
     if _is_word(nxt):
         # Keep Latin words and numbers (alphabet names, 202号室, 018) whole when they can move as a unit.
         begin = len(line)
@@ -158,3 +195,30 @@ def _carry(line: list[tuple[str, float]], nxt: str, nxt_unit: float, size: float
             return len(moved)
     return 0
 
+
+def _kinsoku_carry(line: list[tuple[str, float]], nxt: str) -> int:
+    """Fewest clusters to move so that no line starts with 」）ー、。… and none ends with 「（…."""
+    first, end = nxt, line[-1][0]
+    carry = 0
+    while first in NO_START or end in NO_END:
+        carry += 1
+        if carry > KINSOKU_MAX_CARRY or carry >= len(line):
+            return 0  # nothing sensible to move: break where the width says
+        first, end = line[-carry][0], line[-carry - 1][0]
+    return carry
+
+
+def _bracket_carry(line: list[tuple[str, float]], nxt_unit: float, size: float, max_w: float) -> int:
+    """Move a short bracketed phrase that would be broken, e.g. 住民異動届（住所変|更）, whole to the next line."""
+    for back in range(1, min(len(line), BRACKET_MAX_CARRY + 1)):
+        cluster = line[-back][0]
+        if cluster in CLOSING:
+            return 0  # the last bracket on the line is already closed
+        if cluster in OPENING:
+            if back == len(line):
+                return 0
+            moved = line[-back:]
+            if (sum(u for _, u in moved) + nxt_unit) * size < max_w:
+                return back
+            return 0
+    return 0

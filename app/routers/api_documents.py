@@ -31,7 +31,8 @@ def list_applications(case_id: str, session: SessionDep, defs: DefinitionsDep, u
     audit.record(session, action=audit.CASE_READ, actor=user, case_id=case.id, target="applications", client=client)
     instances = documents.list_applications(defs, case)
     return {"case_id": case.id, "definitions_fingerprint": defs.fingerprint,
-            "applications": [documents.application_view(defs, i) for i in instances]}
+            "applications": [documents.application_view(defs, i) for i in instances],
+            "warnings": documents.print_warnings_view(case)}
 
 
 @router.get("/applications/{instance_id}.pdf", responses=PDF_RESPONSE, response_class=Response,

@@ -327,7 +327,8 @@ def review(request: Request, case_id: str, session: SessionDep, settings: Settin
     forms = [] if problems else counter.review(defs, case)
     if not problems and not any(e.kind == events.INTERVIEW_ENDED for e in case.events):
         cases.record_event(session, case, events.INTERVIEW_ENDED, actor=user)
-    return _page(request, "counter/review.html", {"case": case, "problems": problems, "forms": forms})
+    return _page(request, "counter/review.html", {"case": case, "problems": problems, "forms": forms,
+                                                  "warnings": documents.print_warnings_view(case)})
 
 
 @router.post("/counter/visits/{case_id}/signature")

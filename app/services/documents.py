@@ -13,6 +13,7 @@ from app.forms.determine import Instance, determine
 from app.forms.fonts import load_fonts
 from app.forms.loader import DefinitionSet
 from app.forms.mapping import resolve_all, resolve_form, survey_totals, writing_saved
+from app.forms.print_checks import print_warnings
 from app.forms.render import RenderOptions, render_bundle, render_form
 from app.models import Case, User, utcnow
 from app.services.cases import get_case_or_raise, record_event
@@ -55,6 +56,11 @@ def application_view(defs: DefinitionSet, inst: Instance) -> dict[str, Any]:
         "after": list(app.after),
         "missing": [{"path": m.path, "label": m.label} for m in inst.missing],
     }
+
+
+def print_warnings_view(case: Case) -> list[dict[str, str]]:
+    """What the clerk must confirm before printing (e.g. a variant character no font draws)."""
+    return [{"field": w.path, "text": w.text, "message": w.message} for w in print_warnings(case.answers, load_fonts())]
 
 
 def _options(case: Case, *, city_name: str, defs: DefinitionSet, qr: str) -> RenderOptions:
