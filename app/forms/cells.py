@@ -85,10 +85,13 @@ def lines_at(lines: Sequence[str], role: str, size: float, align: str, area: Box
 class CellPainter:
     """Lays out the inside of cells for one form and numbers what overflows to the addendum."""
 
-    def __init__(self, options: RenderOptions, measure: Measure, signature: tuple[float, float] | None) -> None:
+    def __init__(self, options: RenderOptions, measure: Measure, signature: tuple[float, float] | None,
+                 signature_png: bytes | None = None, signature_box: str = "role") -> None:
         self.options = options
         self.measure = measure
         self.signature = signature
+        self.signature_png = signature_png
+        self.signature_box = signature_box
         self.overflows: list[Overflow] = []
 
     def overflow(self, label: str, text: str, role: str) -> str:
@@ -123,7 +126,8 @@ class CellPainter:
         if style == "blank":
             return prims
         if style == "signature":
-            return prims + self._signature(area)
+            box_kind = "agent" if spec.signs_as == "agent" else "role"
+            return prims + (self._signature(area) if box_kind == self.signature_box else [])
         if style == "check":
             return prims + self._check(cell, area, box, where)
         if style == "comb":
@@ -231,5 +235,5 @@ class CellPainter:
         iw, ih = self.signature
         scale = min(area.w / iw, area.h / ih)
         w, h = iw * scale, ih * scale
-        return [Image(Box(area.x + (area.w - w) / 2, area.y + (area.h - h) / 2, w, h))]
+        return [Image(Box(area.x + (area.w - w) / 2, area.y + (area.h - h) / 2, w, h), self.signature_png)]
 

@@ -11,6 +11,7 @@ from typing import Any
 from app.forms.context import build_context
 from app.forms.expr import MISSING, Observation, as_date, compile_expr
 from app.forms.loader import DefinitionSet
+from app.forms.roles import Roles, assign_roles
 from app.forms.schema import Application, FormField
 
 _INDEX = re.compile(r"\[\d+\]")
@@ -47,6 +48,14 @@ class Instance:
     documents: tuple[str, ...]
     deadline: dt.date | None
     missing: tuple[MissingAnswer, ...] = field(default_factory=tuple)
+    roles: Roles = field(default_factory=Roles)
+    redirect: str | None = None  # no city form: the note says where the resident applies instead
+
+    @property
+    def signer_id(self) -> str | None:
+        """Who signs this form: a member id, "agent", or None (no signer declared or nobody fits)."""
+        signer = self.roles.signer
+        return signer.person_id if signer is not None else None
 
 
 def _scalar_values(observations: list[Observation]) -> dict[str, Any]:
@@ -157,8 +166,27 @@ def _title(app: Application, ctx: Mapping[str, Any], expr: str | None) -> str:
     return app.title
 
 
-def determine(defs: DefinitionSet, answers: Mapping[str, Any], *, case_number: str = "") -> list[Instance]:
-    """Every application instance the answers call for, in an order that respects `after`."""
+def _instance(
+    defs: DefinitionSet, app_id: str, app: Application, answers: Mapping[str, Any], scope: dict[str, Any],
+    *, instance_id: str, title: str, member_id: str | None, reasons: list[Reason],
+) -> Instance:
+    roles = assign_roles(app, scope, answers, instance_id)
+    scope = {**scope, **roles.bound}
+    redirect = next((r.note for r in app.redirect if _truthy(r.if_, scope)), None)
+    return Instance(
+        instance_id=instance_id, application_id=app_id, application=app, title=title, member_id=member_id,
+        scope=scope, reasons=tuple(reasons), documents=_documents(app, scope) + roles.documents,
+        deadline=_deadline(app, scope), missing=_missing(defs, app, scope), roles=roles, redirect=redirect,
+    )
+
+
+def _truthy(expr: str, scope: Mapping[str, Any]) -> bool:
+    value = compile_expr(expr).evaluate(scope)
+    return bool(value) and value is not MISSING
+
+
+def determine_all(defs: DefinitionSet, answers: Mapping[str, Any], *, case_number: str = "") -> list[Instance]:
+    """Every application instance the answers call for, redirected ones (no city form) included."""
     ctx = build_context(answers, case_number=case_number)
     visit_day = as_date(answers.get("visit_date"))
     out: list[Instance] = []
@@ -170,12 +198,8 @@ def determine(defs: DefinitionSet, answers: Mapping[str, Any], *, case_number: s
         if reasons is None:
             continue
         if app.for_each is None:
-            out.append(Instance(
-                instance_id=app_id, application_id=app_id, application=app,
-                title=_title(app, ctx, app.instance_title), member_id=None, scope=ctx,
-                reasons=tuple(reasons), documents=_documents(app, ctx), deadline=_deadline(app, ctx),
-                missing=_missing(defs, app, ctx),
-            ))
+            out.append(_instance(defs, app_id, app, answers, ctx, instance_id=app_id,
+                                 title=_title(app, ctx, app.instance_title), member_id=None, reasons=reasons))
             continue
         items = compile_expr(app.for_each.in_).evaluate(ctx)
         for index, item in enumerate(items if isinstance(items, list) else []):
@@ -188,10 +212,17 @@ def determine(defs: DefinitionSet, answers: Mapping[str, Any], *, case_number: s
                 item_reasons.append(Reason(app.for_each.reason or "", app.for_each.where, values))
             member_id = item.get("id") if isinstance(item, Mapping) else None
             key = str(member_id) if member_id else str(index + 1)
-            out.append(Instance(
-                instance_id=f"{app_id}-{key}", application_id=app_id, application=app,
-                title=_title(app, scope, app.instance_title or app.for_each.title), member_id=member_id,
-                scope=scope, reasons=tuple(item_reasons), documents=_documents(app, scope),
-                deadline=_deadline(app, scope), missing=_missing(defs, app, scope),
-            ))
+            out.append(_instance(defs, app_id, app, answers, scope, instance_id=f"{app_id}-{key}",
+                                 title=_title(app, scope, app.instance_title or app.for_each.title),
+                                 member_id=member_id, reasons=item_reasons))
     return out
+
+
+def determine(defs: DefinitionSet, answers: Mapping[str, Any], *, case_number: str = "") -> list[Instance]:
+    """The application forms the answers call for, in an order that respects `after`."""
+    return [i for i in determine_all(defs, answers, case_number=case_number) if i.redirect is None]
+
+
+def redirected(defs: DefinitionSet, answers: Mapping[str, Any], *, case_number: str = "") -> list[Instance]:
+    """Applications the household makes elsewhere (e.g. 児童手当 of a 公務員 at the employer)."""
+    return [i for i in determine_all(defs, answers, case_number=case_number) if i.redirect is not None]

@@ -37,6 +37,8 @@ class Drawer:
         png = options.signature_png
         self.signature = ImageReader(io.BytesIO(png)) if png is not None else None
         self._qr: dict[str, tuple[bytearray, ...]] = {}
+        # One ImageReader per signer's PNG, so each signature is embedded once per PDF.
+        self._images: dict[bytes, ImageReader] = {}
 
     def draw(self, pages: Sequence[Page]) -> None:
         for page in pages:
@@ -76,9 +78,14 @@ class Drawer:
             c.setLineJoin(0)
             c.setLineCap(0)
         elif isinstance(prim, Image):
-            if self.signature is not None:
+            image = self.signature
+            if prim.data is not None:
+                image = self._images.get(prim.data)
+                if image is None:
+                    image = self._images[prim.data] = ImageReader(io.BytesIO(prim.data))
+            if image is not None:
                 b = prim.box
-                c.drawImage(self.signature, b.x, b.y, b.w, b.h, mask="auto")
+                c.drawImage(image, b.x, b.y, b.w, b.h, mask="auto")
         elif isinstance(prim, QR):
             self._draw_qr(prim)
 

@@ -379,18 +379,21 @@ class FormPlan:
     overflowed: tuple[str, ...]
 
 
-def signature_size(options: RenderOptions) -> tuple[float, float] | None:
-    if options.signature_png is None:
+def signature_size(png: bytes | None) -> tuple[float, float] | None:
+    if png is None:
         return None
     try:
-        width, height = ImageReader(io.BytesIO(options.signature_png)).getSize()
+        width, height = ImageReader(io.BytesIO(png)).getSize()
     except Exception as exc:
         raise ValueError("signature_png is not a readable image") from exc
     return float(width), float(height)
 
 
 def plan_form(form: ResolvedForm, options: RenderOptions, measure: Measure) -> FormPlan:
-    painter = CellPainter(options, measure, signature_size(options))
+    # A form's own signer's signature (one per signer) wins over the options' one signature for all forms.
+    png = form.signature if form.signature is not None else options.signature_png
+    painter = CellPainter(options, measure, signature_size(png),
+                          form.signature if form.signature is not None else None, form.signature_box)
     template: PdfReader | None = None
     if form.template is not None:
         template = PdfReader(io.BytesIO(form.template))

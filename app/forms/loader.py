@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from app.forms.context import ALIASES, BUILTINS
+from app.forms.context import ALIASES, BUILTINS, MEMBER
 from app.forms.expr import FUNCTIONS, ExprError, compile_expr
 from app.forms.schema import (
     Application,
@@ -264,6 +264,16 @@ def _check_application(
         checker.expr(app.for_each.where, smap, "for_each.where", scope)
         checker.expr(app.for_each.title, smap, "for_each.title", scope)
     checker.expr(app.instance_title, smap, "instance_title", scope)
+    for i, role in enumerate(app.roles):
+        if role.id in scope or role.id in BUILTINS or role.id in FUNCTIONS:
+            problems.append(Problem(smap.file, smap.line_of(f"roles.{i}.id"), f"roles.{i}.id",
+                                    f"役割の id「{role.id}」は他の名前と重なっています"))
+        checker.expr(role.default, smap, f"roles.{i}.default", scope)
+        checker.list_prefix(role.choices, smap, f"roles.{i}.choices", scope)
+        # Later roles and every field may name the person: `claimant.birth_date`.
+        scope[role.id] = MEMBER
+    for i, redirect in enumerate(app.redirect):
+        checker.expr(redirect.if_, smap, f"redirect.{i}.if", scope)
     if app.deadline is not None:
         checker.expr(app.deadline.from_, smap, "deadline.from", scope)
     for i, doc in enumerate(app.documents_to_bring):

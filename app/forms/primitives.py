@@ -97,6 +97,7 @@ class Text:
 @dataclass(frozen=True)
 class Image:
     box: Box
+    data: bytes | None = None  # a PNG; None: the render options' signature
 
 
 @dataclass(frozen=True)

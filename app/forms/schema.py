@@ -158,6 +158,36 @@ class Deadline(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class RoleSpec(Strict):
+    """A person an application names (届出人, 申請者, 請求者, 口座名義人 …): how it is proposed and who may be chosen.
+
+    `id` is the name the form's fields use (`claimant.birth_date`). `default` and `choices` are expressions
+    over the answers (and the roles declared before this one): a member, and a list of members. With
+    `agent: true` a 代理人 who came may act in the role; `ask: true` makes the clerk confirm the choice;
+    `signs: true` marks the person who signs the form; `same_as` names a role this one must be the same
+    person as (an account held by someone other than the claimant is flagged before signing).
+    """
+
+    id: Identifier
+    label: str
+    default: str
+    choices: str = "household.members"
+    agent: bool = False
+    ask: bool = False
+    signs: bool = False
+    same_as: Identifier | None = None
+    help: str | None = None
+
+
+class Redirect(Strict):
+    """When `if` holds (roles included), no city form is made: the resident gets `note` instead."""
+
+    if_: str = Field(alias="if")
+    note: str
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
 class Document(Strict):
     """Something the resident must bring, optionally only when a condition holds."""
 
@@ -220,6 +250,8 @@ class FormField(Strict):
     required: bool = False
     note: str | None = None
     place: Placement | None = None
+    # A signature box for the 代理人: it gets the agent's signature when an agent acts for the signer.
+    signs_as: Literal["agent"] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> FormField:
@@ -296,10 +328,24 @@ class Application(Strict):
     fee: int = Field(default=0, ge=0)
     deadline: Deadline | None = None
     needs_signature: bool = True
+    roles: list[RoleSpec] = Field(default_factory=list)
+    redirect: list[Redirect] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     template: str | None = None
     fields: list[FormField] = Field(default_factory=list)
     layout: Layout | None = None
+
+    @model_validator(mode="after")
+    def _roles_consistent(self) -> Application:
+        ids = [r.id for r in self.roles]
+        if len(set(ids)) != len(ids):
+            raise ValueError("roles の id が重複しています")
+        if sum(1 for r in self.roles if r.signs) > 1:
+            raise ValueError("署名する役割（signs: true）は1つだけにしてください")
+        for index, role in enumerate(self.roles):
+            if role.same_as is not None and role.same_as not in ids[:index]:
+                raise ValueError(f"roles.{index}.same_as: これより前に宣言した役割の id を指定してください: {role.same_as}")
+        return self
 
     @model_validator(mode="after")
     def _layout_or_template(self) -> Application:

@@ -143,4 +143,4 @@ def test_bad_file_name_and_interview_errors(tmp_path: Path) -> None:
     (root / "interview.yaml").write_text(interview.replace("kind: phone", "kind: telephone"), encoding="utf-8")
     lines = _report(root)
     assert any(line.startswith("applications/Bad-Name.yaml:1: (root): ファイル名") for line in lines)
-    assert any(line.startswith("interview.yaml:") and "sections.2.fields.1.kind" in line for line in lines)
+    assert any(line.startswith("interview.yaml:") and "sections.1.fields.7.kind" in line for line in lines)
