@@ -86,6 +86,11 @@ class Settings(BaseSettings):
         """The city's time zone (visit dates and ticket days are counted in it)."""
         return ZoneInfo(self.timezone)
 
+    @property
+    def client_visit_date(self) -> bool:
+        """Whether a client-sent visit_date is kept: tests only; otherwise the server's today is the visit date."""
+        return self.env == "test"
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -333,11 +333,12 @@ def review(request: Request, case_id: str, session: SessionDep, settings: Settin
 
 @router.post("/counter/visits/{case_id}/signature")
 async def signature(request: Request, case_id: str, session: SessionDep, settings: SettingsDep,
-                    user: PageCounterUser, client: ClientDep) -> JSONResponse:
-    """The resident's one signature, drawn on the tablet (PNG body)."""
+                    defs: DefinitionsDep, user: PageCounterUser, client: ClientDep,
+                    signer: Annotated[str | None, Query(max_length=20)] = None) -> JSONResponse:
+    """One signer's signature, drawn once on the tablet (PNG body); used only on that person's forms."""
     png = await request.body()
-    case = documents.store_signature(session, case_id=case_id, png=png, max_bytes=settings.max_signature_bytes,
-                                     actor=user)
+    case = documents.store_signature(session, defs=defs, case_id=case_id, png=png,
+                                     max_bytes=settings.max_signature_bytes, actor=user, signer=signer)
     audit.record(session, action=audit.SIGNATURE_SAVED, actor=user, case_id=case.id, client=client)
     return JSONResponse({"signed": True, "next": f"/counter/visits/{case.id}/documents"}, headers=NO_STORE)
 

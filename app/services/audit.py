@@ -33,9 +33,11 @@ PURGE = "purge"
 # A caller asked to see My Numbers / account numbers unmasked (target names which).
 REVEAL = "reveal"
 DEFINITIONS_RELOAD = "definitions_reload"
+# A change to the answers altered what a signed form prints: that form's signature no longer counts.
+SIGNATURE_VOIDED = "signature_voided"
 
 ACTIONS = (LOGIN, LOGIN_FAILED, LOGOUT, CASE_READ, CASE_CREATED, CASE_UPDATED, PDF_DOWNLOAD, SIGNATURE_SAVED,
-           DEPARTMENT_FETCH, STEP_UPDATED, EXPORT, PURGE, REVEAL, DEFINITIONS_RELOAD)
+           DEPARTMENT_FETCH, STEP_UPDATED, EXPORT, PURGE, REVEAL, DEFINITIONS_RELOAD, SIGNATURE_VOIDED)
 CSV_COLUMNS = ("id", "at", "actor", "actor_id", "action", "case_id", "target", "outcome", "ip", "user_agent")
 MAX_PAGE = 500
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -16,9 +16,9 @@ from app.forms.mapping import resolve_all, resolve_form, survey_totals, writing_
 from app.forms.print_checks import print_warnings
 from app.forms.render import RenderOptions, render_bundle, render_form
 from app.models import Case, User, utcnow
+from app.services import signatures
 from app.services.cases import get_case_or_raise, record_event
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SURVEY_HEADINGS = {"name": "name_written", "address": "address_written", "birth_date": "birth_date_written",
                    "phone": "phone_written"}
 
@@ -64,10 +64,10 @@ def print_warnings_view(case: Case) -> list[dict[str, str]]:
 
 
 def _options(case: Case, *, city_name: str, defs: DefinitionSet, qr: str) -> RenderOptions:
+    # No one signature for all forms: each form gets its own signer's signature (signatures.form_signatures).
     return RenderOptions(
         fonts=load_fonts(),
         qr_url=qr,
-        signature_png=case.signature_png,
         city_name=city_name,
         generated_label=f"書かない窓口で作成　定義 {defs.fingerprint[:8]}",
     )
@@ -83,6 +83,7 @@ def render_instance_pdf(
     if inst is None:
         raise NotFound("この案件にはその申請書はありません")
     form = resolve_form(defs, inst, case_number=case.case_number)
+    form = replace(form, signature=signatures.form_signatures(session, case, [inst]).get(inst.instance_id))
     options = _options(case, city_name=city_name, defs=defs, qr=f"kakanai:{case.case_number}:{instance_id}")
     pdf = render_form(form, options).pdf
     record_event(session, case, "form_printed", actor=actor, data={"instance": instance_id})
@@ -98,7 +99,9 @@ def render_bundle_pdf(
     if not instances:
         raise ValidationFailed("この聞き取り内容では作成する申請書がありません",
                                details=[{"field": "life_events", "message": "手続きのきっかけを確認してください"}])
-    forms = resolve_all(defs, instances, case_number=case.case_number)
+    signed = signatures.form_signatures(session, case, instances)
+    forms = [replace(f, signature=signed.get(f.instance_id))
+             for f in resolve_all(defs, instances, case_number=case.case_number)]
     options = _options(case, city_name=city_name, defs=defs, qr=f"kakanai:{case.case_number}")
     visit = case.answers.get("visit_date") or ""
     cover = [("案件番号", case.case_number), ("整理券番号", f"{case.ticket_number:03d}"), ("来庁日", str(visit)),
@@ -108,16 +111,16 @@ def render_bundle_pdf(
     return Pdf(pdf, f"{case.case_number}_bundle.pdf")
 
 
-def store_signature(session: Session, *, case_id: str, png: bytes, max_bytes: int, actor: User | None) -> Case:
-    """Keep the resident's one signature; it is drawn on every form with a signature box."""
-    if not png.startswith(PNG_MAGIC):
-        raise ValidationFailed(details=[{"field": "signature", "message": "署名はPNG画像で送ってください"}])
-    if len(png) > max_bytes:
-        raise ValidationFailed(details=[{"field": "signature", "message": "署名の画像が大きすぎます"}])
+def store_signature(
+    session: Session, *, defs: DefinitionSet, case_id: str, png: bytes, max_bytes: int, actor: User | None,
+    signer: str | None = None,
+) -> Case:
+    """Keep one signer's signature; it is drawn only on the forms that person signs."""
     case = get_case_or_raise(session, case_id)
-    case.signature_png = png
-    case.signed_at = utcnow()
-    record_event(session, case, "signed", actor=actor)
+    signed = signatures.sign(session, defs=defs, case=case, png=png, max_bytes=max_bytes, actor=actor, signer=signer)
+    if case.signed_at is None:
+        case.signed_at = utcnow()
+    record_event(session, case, "signed", actor=actor, data={"forms": len(signed)})
     return case
 
 

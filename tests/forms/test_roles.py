@@ -10,8 +10,7 @@ import pytest
 
 from app.forms.answers import validate_answers
 from app.forms.determine import Instance, determine, redirected
-from app.forms.loader import DefinitionSet, load_definitions
-from app.forms.loader import DefinitionError
+from app.forms.loader import DefinitionError, DefinitionSet, load_definitions
 from app.forms.mapping import resolve_form
 from app.settings import PROJECT_ROOT
 from tests.conftest import MODEL_CASE

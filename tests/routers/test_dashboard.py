@@ -95,7 +95,7 @@ def test_case_metrics_give_the_visits_figures_and_writing(client: TestClient, co
     assert body["back_office_minutes"] == {"kodomo": 10, "shimin": 15}
     assert body["counters_visited"] == 1 and body["tickets"] == 1 and body["staff"] == 1 and body["pamphlets"] == 1
     # Every name, address, birth date and phone is printed; the one signature is the only name written.
-    assert body["writing"]["name"] == {"prefilled": 35, "by_hand": 1}
+    assert body["writing"]["name"] == {"prefilled": 36, "by_hand": 1}
     assert body["writing"]["phone"]["by_hand"] == 0
     rows = {r["key"]: r for r in body["comparison"]}
     assert rows["total_minutes"] == {"key": "total_minutes", "label": "滞在時間（分）", "before": 138, "after": 60}
