@@ -51,6 +51,10 @@ class Instance:
     roles: Roles = field(default_factory=Roles)
     redirect: str | None = None  # no city form: the note says where the resident applies instead
 
+    def deadline_passed(self, visit_day: dt.date | None) -> bool:
+        """Whether the visit comes after this form's deadline."""
+        return self.deadline is not None and visit_day is not None and visit_day > self.deadline
+
     @property
     def signer_id(self) -> str | None:
         """Who signs this form: a member id, "agent", or None (no signer declared or nobody fits)."""

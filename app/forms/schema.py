@@ -154,6 +154,7 @@ class Deadline(Strict):
     within_days: int = Field(ge=0, le=3650)
     from_: str = Field(alias="from")
     text: str
+    late: str | None = None  # what follows when the deadline has passed (shown to the clerk)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -14,7 +14,7 @@ from app import events
 from app.deps import ClientDep, DefinitionsDep, PageCounterUser, SessionDep, SettingsDep
 from app.errors import AppError, NotFound, ValidationFailed
 from app.models import Case, QueueTicket, User
-from app.services import audit, auth, cases, counter, documents, queue, routing, sessions
+from app.services import audit, auth, cases, counter, documents, queue, routing, sessions, signatures
 from app.services.clock import local_today
 from app.services.wait_estimate import wait_defaults
 from app.settings import Settings
@@ -327,8 +327,25 @@ def review(request: Request, case_id: str, session: SessionDep, settings: Settin
     forms = [] if problems else counter.review(defs, case)
     if not problems and not any(e.kind == events.INTERVIEW_ENDED for e in case.events):
         cases.record_event(session, case, events.INTERVIEW_ENDED, actor=user)
-    return _page(request, "counter/review.html", {"case": case, "problems": problems, "forms": forms,
-                                                  "warnings": documents.print_warnings_view(case)})
+    return _page(request, "counter/review.html", {
+        "case": case, "problems": problems, "forms": forms, "warnings": documents.print_warnings_view(case),
+        "roles": counter.role_rows(defs, case), "redirects": counter.redirect_notes(defs, case),
+        "signers": signatures.signers(session, defs, case),
+    })
+
+
+@router.post("/counter/visits/{case_id}/roles")
+def choose_role(request: Request, case_id: str, session: SessionDep, settings: SettingsDep, defs: DefinitionsDep,
+                user: PageCounterUser, client: ClientDep,
+                instance_id: Annotated[str, Form(max_length=100)], role_id: Annotated[str, Form(max_length=64)],
+                person: Annotated[str, Form(max_length=20)]) -> RedirectResponse:
+    """The clerk confirms or changes who takes a role (届出人, 請求者, 口座名義人 …) on one form."""
+    case = cases.get_case_or_raise(session, case_id)
+    counter.choose_role(session, defs=defs, case=case, instance_id=instance_id, role_id=role_id, person=person,
+                        user=user, today=local_today(settings))
+    audit.record(session, action=audit.CASE_UPDATED, actor=user, case_id=case.id, target=f"roles {instance_id}",
+                 client=client)
+    return RedirectResponse(f"/counter/visits/{case_id}/review#roles", status_code=303)
 
 
 @router.post("/counter/visits/{case_id}/signature")
@@ -340,7 +357,10 @@ async def signature(request: Request, case_id: str, session: SessionDep, setting
     case = documents.store_signature(session, defs=defs, case_id=case_id, png=png,
                                      max_bytes=settings.max_signature_bytes, actor=user, signer=signer)
     audit.record(session, action=audit.SIGNATURE_SAVED, actor=user, case_id=case.id, client=client)
-    return JSONResponse({"signed": True, "next": f"/counter/visits/{case.id}/documents"}, headers=NO_STORE)
+    # Another person still has forms to sign: back to the pad for them; otherwise on to the documents.
+    waiting = [s for s in signatures.signers(session, defs, case) if s.waiting]
+    target = f"/counter/visits/{case.id}/review#sign" if waiting else f"/counter/visits/{case.id}/documents"
+    return JSONResponse({"signed": True, "next": target, "waiting": [s.signer for s in waiting]}, headers=NO_STORE)
 
 
 @router.get("/counter/visits/{case_id}/documents", response_class=HTMLResponse)

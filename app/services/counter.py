@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict, ValidationFailed
 from app.forms.answers import PASSTHROUGH_KEYS, FieldError, lookup_postal_code, normalise_postal_code, validate_answers
 from app.forms.context import build_context
-from app.forms.determine import Instance, determine
+from app.forms.determine import Instance, determine, redirected
 from app.forms.expr import MISSING, compile_expr
 from app.forms.loader import ADDRESS_PARTS, DefinitionSet
 from app.forms.mapping import resolve_form
+from app.forms.roles import ROLES_KEY
 from app.forms.schema import Choice, InterviewField, InterviewSection
 from app.models import Case, User
 from app.services import cases, masking
@@ -209,14 +210,17 @@ class Panel:
     applications: list[dict[str, Any]]
     missing: list[dict[str, str]]
     needed: dict[str, list[str]]
+    redirects: list[dict[str, str]] = field(default_factory=list)
 
 
 def panel(defs: DefinitionSet, answers: dict[str, Any], *, missing_paths: list[str], case_number: str = "") -> Panel:
     """Applications with reasons (plain Japanese) and, per application, the answers it still lacks."""
     try:
         instances = determine(defs, answers, case_number=case_number)
+        redirects = [{"title": i.title, "note": i.redirect or ""}
+                     for i in redirected(defs, answers, case_number=case_number)]
     except Exception:  # half-typed answers must never break the screen; the panel just stays empty
-        instances = []
+        instances, redirects = [], []
     apps = [application_view(defs, inst) for inst in instances]
     needed: dict[str, list[str]] = {}
     for app in apps:
@@ -227,7 +231,7 @@ def panel(defs: DefinitionSet, answers: dict[str, Any], *, missing_paths: list[s
     for path, titles in needed.items():
         if path not in labels:
             missing.append({"path": path, "label": _label(defs, path) + "（" + "・".join(titles) + "）"})
-    return Panel(apps, missing, needed)
+    return Panel(apps, missing, needed, redirects)
 
 
 def _label(defs: DefinitionSet, concrete: str) -> str:
@@ -310,7 +314,7 @@ def autosave(
     raw = masking.merge_masked(raw, case.answers)
     # What the screen does not edit (the survey baseline, $comments) is carried over as it was.
     for key, value in case.answers.items():
-        if (key in PASSTHROUGH_KEYS or key.startswith("$")) and key not in raw:
+        if (key in PASSTHROUGH_KEYS or key == ROLES_KEY or key.startswith("$")) and key not in raw:
             raw[key] = value
     answers, errors = storable(defs, raw, today=today)
     if answers == case.answers:
@@ -367,6 +371,60 @@ def review(defs: DefinitionSet, case: Case) -> list[ReviewForm]:
 
 
 def check_complete(defs: DefinitionSet, case: Case, *, today: dt.date) -> list[dict[str, str]]:
-    """What still has to be answered before the resident can sign (empty when ready)."""
+    """What still has to be answered or settled before the resident can sign (empty when ready)."""
     result = validate_answers(defs, case.answers, today=today, draft=False)
-    return [{"field": e.field, "label": _label(defs, e.field), "message": e.message} for e in result.errors]
+    out = [{"field": e.field, "label": _label(defs, e.field), "message": e.message} for e in result.errors]
+    for inst in list_applications(defs, case):
+        for problem in inst.roles.problems:
+            out.append({"field": f"roles.{inst.instance_id}", "label": inst.title, "message": problem})
+    return out
+
+
+@dataclass
+class RoleRow:
+    """One role on one form as the review shows it: who, who else may take it, and whether to confirm."""
+
+    instance_id: str
+    title: str
+    role_id: str
+    label: str
+    person_id: str | None
+    person_name: str
+    choices: list[tuple[str, str]]
+    to_confirm: bool
+    problem: str | None
+    signs: bool
+
+
+def role_rows(defs: DefinitionSet, case: Case) -> list[RoleRow]:
+    """Every role of every form of the visit, for the clerk to confirm or change."""
+    rows = []
+    for inst in list_applications(defs, case):
+        for a in inst.roles.assignments:
+            rows.append(RoleRow(inst.instance_id, inst.title, a.role_id, a.label, a.person_id, a.person_name,
+                                [(c.id, c.name) for c in a.choices], a.to_confirm, a.problem, a.signs))
+    return rows
+
+
+def redirect_notes(defs: DefinitionSet, case: Case) -> list[dict[str, str]]:
+    """Applications the resident makes elsewhere, with the note to give them (e.g. 公務員の児童手当)."""
+    return [{"title": i.title, "note": i.redirect or ""} for i in redirected(defs, case.answers,
+                                                                            case_number=case.case_number)]
+
+
+def choose_role(
+    session: Session, *, defs: DefinitionSet, case: Case, instance_id: str, role_id: str, person: str, user: User,
+    today: dt.date,
+) -> Case:
+    """Record the clerk's choice for one role of one form (a member id, or "agent")."""
+    known = {(r.instance_id, r.role_id): r for r in role_rows(defs, case)}
+    row = known.get((instance_id, role_id))
+    if row is None:
+        raise ValidationFailed(details=[{"field": "role", "message": "この申請書にその役割はありません"}])
+    if person not in {c for c, _ in row.choices}:
+        raise ValidationFailed(details=[{"field": f"roles.{instance_id}.{role_id}",
+                                         "message": f"この方は{row.label}になれません"}])
+    answers = copy.deepcopy(case.answers)
+    answers.setdefault(ROLES_KEY, {}).setdefault(instance_id, {})[role_id] = person
+    return cases.update_answers(session, defs=defs, case_id=case.id, answers=answers, expected_version=case.version,
+                                user=user, today=today, draft=True)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import NotFound, ValidationFailed
 from app.forms.determine import Instance, determine
+from app.forms.expr import as_date
 from app.forms.fonts import load_fonts
 from app.forms.loader import DefinitionSet
 from app.forms.mapping import resolve_all, resolve_form, survey_totals, writing_saved
@@ -40,6 +41,7 @@ def application_view(defs: DefinitionSet, inst: Instance) -> dict[str, Any]:
     """An instance as the API shows it."""
     app = inst.application
     dep = defs.departments[app.department]
+    late = inst.deadline_passed(as_date(inst.scope.get("visit_date")))
     return {
         "id": inst.instance_id,
         "application_id": inst.application_id,
@@ -55,7 +57,20 @@ def application_view(defs: DefinitionSet, inst: Instance) -> dict[str, Any]:
         "fee": app.fee,
         "after": list(app.after),
         "missing": [{"path": m.path, "label": m.label} for m in inst.missing],
+        "deadline_passed": late,
+        "late_note": (_late_note(inst) if late else None),
+        "roles": [{"role": a.role_id, "label": a.label, "person_id": a.person_id, "name": a.person_name,
+                   "chosen": a.chosen, "to_confirm": a.to_confirm, "signs": a.signs, "problem": a.problem}
+                  for a in inst.roles.assignments],
+        "signer": inst.signer_id,
     }
+
+
+def _late_note(inst: Instance) -> str:
+    deadline = inst.application.deadline
+    assert deadline is not None and inst.deadline is not None
+    text = f"期限（{inst.deadline:%Y-%m-%d}、{deadline.text}）を過ぎています。"
+    return text + (deadline.late or "遅れた理由を確認し、担当課に伝えてください。")
 
 
 def print_warnings_view(case: Case) -> list[dict[str, str]]:
