@@ -154,7 +154,7 @@ def assign_roles(app: Application, scope: Mapping[str, Any], answers: Mapping[st
                 person = agent  # only the agent came: the agent acts for the household
             else:
                 person = _default(role.default, local, members, allowed_ids)
-        if person is None and problem is None:
+        if person is None and problem is None and not role.optional:
             problem = "該当する方がいません。選んでください"
         if problem is None and role.same_as is not None and person is not None:
             other = bound.get(role.same_as)

@@ -177,6 +177,7 @@ class RoleSpec(Strict):
     ask: bool = False
     signs: bool = False
     same_as: Identifier | None = None
+    optional: bool = False  # nobody may fit (a 出生届 without a father): not a problem
     help: str | None = None
 
 

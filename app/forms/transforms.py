@@ -155,7 +155,37 @@ def full_name_kana(value: Any, ctx: Mapping[str, Any]) -> str:
     return "　".join(p for p in parts if p)
 
 
+OCCUPATION_LABELS = {
+    "employee": "会社員", "civil_servant": "公務員", "part_time": "パート・アルバイト", "self_employed": "自営業",
+    "homemaker": "家事", "student": "学生", "job_seeking": "求職中", "unemployed": "無職", "other": "その他",
+}
 _JA = Locale("ja")
+
+
+def country_or_text(value: Any, ctx: Mapping[str, Any]) -> str:
+    """A 2-letter country code → its Japanese name (a foreign 届出人's 国籍); any other text prints as it is."""
+    text = str(value).strip()
+    if len(text) == 2 and text.isascii() and text.isalpha():
+        return country(text, ctx)
+    return text
+
+
+def occupation(value: Any, ctx: Mapping[str, Any]) -> str:
+    """An occupation code (or a member: its occupation and employer) → 会社員（株式会社みなと物産）."""
+    if isinstance(value, Mapping):
+        label = OCCUPATION_LABELS.get(str(value.get("occupation")), "")
+        employer = str(value.get("employer") or "")
+        return f"{label}（{employer}）" if label and employer else label
+    return OCCUPATION_LABELS.get(str(value), "")
+
+
+def register_name(value: Any, ctx: Mapping[str, Any]) -> str:
+    """A member → the name as the 戸籍 records it: kanji for Japanese nationals, katakana for foreign nationals."""
+    if not isinstance(value, Mapping):
+        return ""
+    if value.get("nationality") not in (None, "JP"):
+        return full_name_kana(value, ctx)
+    return full_name(value, ctx)
 
 
 def country(value: Any, ctx: Mapping[str, Any]) -> str:
@@ -193,6 +223,9 @@ TRANSFORMS: dict[str, Transform] = {
     "full_name_kana": full_name_kana,
     "yes_no": yes_no,
     "country": country,
+    "occupation": occupation,
+    "country_or_text": country_or_text,
+    "register_name": register_name,
 }
 
 

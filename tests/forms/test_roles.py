@@ -136,3 +136,44 @@ def test_loader_rejects_a_signer_twice_and_an_unknown_same_as(tmp_path: Any) -> 
     with pytest.raises(DefinitionError) as err:
         load_definitions(root)
     assert "same_as: これより前に宣言した役割の id を指定してください: claimant" in str(err.value)
+
+
+def test_birth_to_a_foreign_father_filed_by_the_mother(defs: DefinitionSet) -> None:
+    answers = json.loads((PROJECT_ROOT / "bench" / "households" / "foreign_parent_birth.json").read_text("utf-8"))
+    result = validate_answers(defs, answers, today=dt.date(2025, 6, 5))
+    assert result.errors == []
+    birth = by_id(defs, result.answers)["shussei"]
+    assert birth.signer_id == "m2"  # the chosen 届出人: the mother
+    text = {c.spec.label: (c.text or "|".join(c.selected))
+            for c in resolve_form(defs, birth, case_number="R7-1").cells()}
+    assert text["父の氏名"] == "グエン　ヴァン　アン"  # katakana for the 戸籍
+    assert text["父の氏名（外国人のときアルファベット）"] == "NGUYEN VAN AN"  # the alphabet in its own column
+    nationality = [c.text for c in resolve_form(defs, birth, case_number="R7-1").cells()
+                   if c.spec.label == "国籍（外国人のとき）"]
+    assert nationality == ["ベトナム", ""]  # father, mother
+    assert text["父母との続き柄"] == "legitimate"
+    # Born 2025-06-01: inside the 2025 census period (2025-04-01 to 2026-03-31), so occupations print.
+    assert text["（9）父の職業（国勢調査の年の4月1日から翌年3月31日までに生まれたときだけ）"] == "会社員（株式会社みなと精工）"
+    assert text["母の職業"] == "家事"
+    assert text["届出人の資格"] == "mother"
+    assert text["届出人の生年月日"] == "平成7年8月30日"
+    assert text["届出人の本籍"] == "兵庫県尼崎市東七松町一丁目23番地"
+    # Outside a census period the occupations stay blank; with the father filing, his nationality is his 本籍 line.
+    answers["birth"]["born_at"] = "2026-04-01T09:00"
+    answers["household"]["members"][2]["birth_date"] = "2026-04-01"
+    answers["visit_date"] = "2026-04-06"
+    answers["roles"] = {"shussei": {"notifier": "m1"}}
+    birth = by_id(defs, answers)["shussei"]
+    text = {c.spec.label: (c.text or "|".join(c.selected))
+            for c in resolve_form(defs, birth, case_number="R8-1").cells()}
+    assert text["母の職業"] == "" and text["届出人の資格"] == "father"
+    assert text["届出人の本籍"] == "ベトナム"
+
+
+def test_census_period_boundaries() -> None:
+    from app.forms.expr import FUNCTIONS
+
+    census = FUNCTIONS["census_period"]
+    assert census("2025-04-01") is True and census("2026-03-31") is True
+    assert census("2025-03-31") is False and census("2026-04-01") is False
+    assert census("2030-12-24T08:00") is True

@@ -140,7 +140,7 @@ def test_an_agent_signs_in_the_agent_box(db: Session, defs: DefinitionSet, model
                               signer="agent")
     pdf = documents.render_instance_pdf(db, defs=defs, case_id=case.id, instance_id="jumin_tennyu", city_name="み")
     page = PdfReader(io.BytesIO(pdf.content)).pages[0]
-    (image,) = page.images
+    assert len(page.images) == 1
     # The image sits in the 代理人 box: below the 届出人 row, i.e. lower on the page than 届出人 署名's label.
     text_y: dict[str, float] = {}
 
