@@ -168,7 +168,7 @@ def test_report_has_every_figure_the_dashboard_shows(client: TestClient, admin_h
     assert body["wait_by_hour"]["9"]["median"] == 10 and body["wait_by_hour"]["15"]["median"] == 15
     assert sum(b["count"] for b in body["visit_time_histogram"]) == 2
     assert body["satisfaction"]["distribution"] == {"1": 0, "2": 0, "3": 1, "4": 0, "5": 1}
-    assert body["period"]["writing"]["name"] == {"prefilled_total": 70, "by_hand_total": 2}
+    assert body["period"]["writing"]["name"] == {"prefilled_total": 72, "by_hand_total": 2}
 
 
 def test_wait_estimate_error_agrees_with_the_queue_report(client: TestClient, admin_headers: dict[str, str],
