@@ -17,6 +17,7 @@ CLOSING = frozenset("）)」』】〕〉》］｝")
 # Limits on what moves to the next line: beyond them a line breaks where the width says.
 KINSOKU_MAX_CARRY = 4
 BRACKET_MAX_CARRY = 10
+SPACE_MAX_CARRY = 8
 _SPACES = frozenset(" \u3000")
 
 
@@ -184,6 +185,9 @@ def _carry(line: list[tuple[str, float]], nxt: str, nxt_unit: float, size: float
     group = _bracket_carry(line, nxt_unit, size, max_w)
     if group:
         return group
+    after_space = _space_carry(line, nxt_unit, size, max_w)
+    if after_space:
+        return after_space
     if _is_word(nxt):
         # Keep Latin words and numbers (alphabet names, 202号室, 018) whole when they can move as a unit.
         begin = len(line)
@@ -206,6 +210,17 @@ def _kinsoku_carry(line: list[tuple[str, float]], nxt: str) -> int:
             return 0  # nothing sensible to move: break where the width says
         first, end = line[-carry][0], line[-carry - 1][0]
     return carry
+
+
+def _space_carry(line: list[tuple[str, float]], nxt_unit: float, size: float, max_w: float) -> int:
+    """Break after a nearby ideographic space (between 番地 and 方書) rather than inside a word after it."""
+    for back in range(1, min(len(line) - 1, SPACE_MAX_CARRY + 1)):
+        if line[-back][0] == "\u3000":
+            moved = line[-back + 1:] if back > 1 else []
+            if moved and (sum(u for _, u in moved) + nxt_unit) * size < max_w:
+                return len(moved)
+            return 0
+    return 0
 
 
 def _bracket_carry(line: list[tuple[str, float]], nxt_unit: float, size: float, max_w: float) -> int:
