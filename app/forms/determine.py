@@ -96,6 +96,17 @@ def _label_of(defs: DefinitionSet, concrete: str) -> str | None:
     return info.field.label if info is not None else None
 
 
+def _concrete(path: str, scope: Mapping[str, Any]) -> str:
+    """`claimant.pension` → `household.members[1].pension`: a name bound to a member becomes its answers path."""
+    name, dot, rest = path.partition(".")
+    bound = scope.get(name)
+    if isinstance(bound, Mapping) and bound.get("id") is not None:
+        for index, member in enumerate(scope.get("members") or []):
+            if isinstance(member, Mapping) and member.get("id") == bound.get("id"):
+                return f"household.members[{index}]{dot}{rest}"
+    return path
+
+
 def required_cells(app: Application) -> list[tuple[FormField, str | None]]:
     """Required cells with the table `each` expression they sit in (None outside tables)."""
     out: list[tuple[FormField, str | None]] = [(f, None) for f in app.fields if f.required]
@@ -126,9 +137,10 @@ def _missing(defs: DefinitionSet, app: Application, ctx: Mapping[str, Any]) -> t
                 continue
             for obs in observations:
                 if obs.value is None or obs.value is MISSING or obs.value == "":
-                    label = _label_of(defs, obs.path)
+                    path = _concrete(obs.path, scope)
+                    label = _label_of(defs, path)
                     if label is not None:
-                        found.setdefault(obs.path, MissingAnswer(obs.path, label))
+                        found.setdefault(path, MissingAnswer(path, label))
     return tuple(found.values())
 
 

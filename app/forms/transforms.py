@@ -117,6 +117,8 @@ def relationship(value: Any, ctx: Mapping[str, Any]) -> str:
             return "夫" if member_sex == "male" else "妻"
         if rel == "parent":
             return "父" if member_sex == "male" else "母"
+        if rel == "other" and value.get("relationship_detail"):
+            return str(value["relationship_detail"])  # 「その他」 is not a 住民票 続柄: 同居人, 孫 …
         return RELATIONSHIP_LABELS.get(str(rel), "")
     return RELATIONSHIP_LABELS.get(str(value), "")
 
