@@ -124,7 +124,7 @@ def finish_plan(plan: FormPlan, options: RenderOptions) -> bytes:
     drawer = Drawer(options, plan.pages[0].size, plan.form.title)
     drawer.draw(plan.pages)
     overlay = drawer.finish()
-    if plan.template is None:
+    if plan.template is None or plan.form.values_only:
         return overlay
     assert plan.form.template is not None
     overlay_reader = PdfReader(io.BytesIO(overlay))

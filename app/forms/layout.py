@@ -321,7 +321,8 @@ def decorate(pages: list[Page], form: ResolvedForm, options: RenderOptions, meas
     for number, page in enumerate(pages, start=1):
         width, height = page.size
         if page.kind == "template":
-            page.prims.extend(template_corner(page.size, payload, case))
+            if not form.values_only:  # nothing of ours goes onto the official paper but the values
+                page.prims.extend(template_corner(page.size, payload, case))
             continue
         top = height - MARGIN_TOP
         prims: list[Prim] = []
@@ -403,7 +404,9 @@ def plan_form(form: ResolvedForm, options: RenderOptions, measure: Measure) -> F
                 raise ValueError(f"{form.instance_id}: field {index + 1} is placed on page {place.page}, "
                                  f"but the template has {len(pages)} page(s)")
             page = pages[place.page - 1]
-            box = Box(place.x * mm, page.size[1] - (place.y + place.h) * mm, place.w * mm, place.h * mm)
+            # The printer's offset is corrected only where values go onto paper already printed.
+            dx, dy = options.printer_offset_mm if form.values_only else (0.0, 0.0)
+            box = Box((place.x - dx) * mm, page.size[1] - (place.y - dy + place.h) * mm, place.w * mm, place.h * mm)
             where = cell.spec.label or f"欄{index + 1}"
             page.prims += painter.cell(cell, box, where=where, label=None, border=False, pad=(0.8 * mm, 0.3 * mm))
         flow = Flow(A4)

@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from app.forms.determine import Instance
@@ -70,6 +71,17 @@ def resolve_form(defs: DefinitionSet, instance: Instance, *, case_number: str) -
         sections.append(ResolvedSection(section.title, section.note, rows, table))
     return ResolvedForm(heading=app.layout.heading or app.title, recipient=app.layout.recipient,
                         layout=app.layout, sections=tuple(sections), **common)
+
+
+def resolve_overlay(defs: DefinitionSet, instance: Instance, *, case_number: str, on_template: bool) -> ResolvedForm:
+    """The overlay print of a form: its values at the official positions (on_template: over the blank, to preview)."""
+    app = instance.application
+    if app.overlay is None:
+        raise ValueError(f"{instance.application_id} has no overlay print mode")
+    base = resolve_form(defs, instance, case_number=case_number)
+    placed = tuple((f.place, resolve_cell(f, instance.scope)) for f in app.overlay.fields if f.place is not None)
+    return replace(base, heading=app.title, recipient=None, layout=None, sections=(),
+                   template=defs.templates[app.overlay.template], placed=placed, values_only=not on_template)
 
 
 def all_cells(app: Application) -> list[FormField]:

@@ -17,4 +17,6 @@ class RenderOptions:
     city_name: str = ""
     generated_label: str = ""
     min_font_size: float = 6.0
+    # Overlay print mode: how far this printer's output lands from where it should (mm, right and down).
+    printer_offset_mm: tuple[float, float] = (0.0, 0.0)
 

@@ -77,6 +77,8 @@ class ResolvedForm:
     signer_id: str | None = None
     signature: bytes | None = None
     signature_box: str = "role"
+    # Overlay print mode: only the values, at the template's positions, for the paper the resident brought.
+    values_only: bool = False
 
     def cells(self) -> list[ResolvedCell]:
         """Every cell of the form, rows and tables and template fields alike."""

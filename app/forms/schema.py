@@ -313,6 +313,24 @@ class Layout(Strict):
     sections: list[Section] = Field(min_length=1)
 
 
+class Overlay(Strict):
+    """Printing onto the official paper the resident brings: values only, at the official positions.
+
+    `template` is a blank of that paper kept with the definitions (for the preview and for checking the
+    positions); `fields` are placed on it in millimetres like a template form's fields.
+    """
+
+    template: str
+    fields: list[FormField] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _placed(self) -> Overlay:
+        for i, f in enumerate(self.fields):
+            if f.place is None:
+                raise ValueError(f"fields.{i}: 用紙に印字する欄には place（位置）が必要です")
+        return self
+
+
 class Application(Strict):
     """One application (申請書・届出書) the counter can prepare."""
 
@@ -336,6 +354,7 @@ class Application(Strict):
     template: str | None = None
     fields: list[FormField] = Field(default_factory=list)
     layout: Layout | None = None
+    overlay: Overlay | None = None
 
     @model_validator(mode="after")
     def _roles_consistent(self) -> Application:

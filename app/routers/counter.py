@@ -405,6 +405,27 @@ def bundle(case_id: str, session: SessionDep, settings: SettingsDep, defs: Defin
     return _pdf(pdf, download=download)
 
 
+@router.get("/counter/visits/{case_id}/forms/{instance_id}/overlay.pdf")
+def form_overlay_pdf(case_id: str, instance_id: str, session: SessionDep, settings: SettingsDep,
+                     defs: DefinitionsDep, user: PageCounterUser, client: ClientDep,
+                     printer: Annotated[str, Query(max_length=40)] = "", preview: bool = False) -> Response:
+    """Values only at the official positions, to print onto the sheet the resident brought (出生届 A3)."""
+    offset = settings.printer_offsets.get(printer, (0.0, 0.0))
+    pdf = documents.render_overlay_pdf(session, defs=defs, case_id=case_id, instance_id=instance_id,
+                                       city_name=settings.city_name, offset_mm=offset, preview=preview, actor=user)
+    audit.record(session, action=audit.PDF_DOWNLOAD, actor=user, case_id=case_id,
+                 target=f"{instance_id}.overlay.pdf", client=client)
+    return _pdf(pdf, download=False)
+
+
+@router.get("/counter/calibration.pdf")
+def calibration(settings: SettingsDep, user: PageCounterUser,
+                printer: Annotated[str, Query(max_length=40)] = "") -> Response:
+    """The printer calibration page for the overlay print mode."""
+    offset = settings.printer_offsets.get(printer, (0.0, 0.0))
+    return _pdf(documents.calibration_pdf(offset_mm=offset, printer=printer), download=False)
+
+
 @router.get("/counter/visits/{case_id}/forms/{instance_id}.pdf")
 def form_pdf(case_id: str, instance_id: str, session: SessionDep, settings: SettingsDep, defs: DefinitionsDep,
              user: PageCounterUser, client: ClientDep, download: bool = False) -> Response:

@@ -9,11 +9,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound, ValidationFailed
+from app.forms.calibration import render_calibration
 from app.forms.determine import Instance, determine
 from app.forms.expr import as_date
 from app.forms.fonts import load_fonts
 from app.forms.loader import DefinitionSet
-from app.forms.mapping import resolve_all, resolve_form, survey_totals, writing_saved
+from app.forms.mapping import resolve_all, resolve_form, resolve_overlay, survey_totals, writing_saved
 from app.forms.print_checks import print_warnings
 from app.forms.render import RenderOptions, render_bundle, render_form
 from app.models import Case, User, utcnow
@@ -63,6 +64,7 @@ def application_view(defs: DefinitionSet, inst: Instance) -> dict[str, Any]:
                    "chosen": a.chosen, "to_confirm": a.to_confirm, "signs": a.signs, "problem": a.problem}
                   for a in inst.roles.assignments],
         "signer": inst.signer_id,
+        "overlay": app.overlay is not None,
     }
 
 
@@ -103,6 +105,31 @@ def render_instance_pdf(
     pdf = render_form(form, options).pdf
     record_event(session, case, "form_printed", actor=actor, data={"instance": instance_id})
     return Pdf(pdf, f"{case.case_number}_{instance_id}.pdf")
+
+
+def render_overlay_pdf(
+    session: Session, *, defs: DefinitionSet, case_id: str, instance_id: str, city_name: str,
+    offset_mm: tuple[float, float], preview: bool, actor: User | None = None,
+) -> Pdf:
+    """A form's values only, at the official positions, for the paper the resident brought (preview: on the blank)."""
+    case = get_case_or_raise(session, case_id)
+    inst = next((i for i in list_applications(defs, case) if i.instance_id == instance_id), None)
+    if inst is None:
+        raise NotFound("この案件にはその申請書はありません")
+    if inst.application.overlay is None:
+        raise NotFound("この申請書には用紙への印字（重ね印刷）がありません")
+    form = resolve_overlay(defs, inst, case_number=case.case_number, on_template=preview)
+    options = replace(_options(case, city_name=city_name, defs=defs, qr=f"kakanai:{case.case_number}:{instance_id}"),
+                      printer_offset_mm=offset_mm)
+    pdf = render_form(form, options).pdf
+    record_event(session, case, "form_printed", actor=actor, data={"instance": instance_id, "overlay": not preview})
+    return Pdf(pdf, f"{case.case_number}_{instance_id}_{'preview' if preview else 'overlay'}.pdf")
+
+
+def calibration_pdf(*, offset_mm: tuple[float, float], printer: str) -> Pdf:
+    """The printer calibration page (A3 landscape, the 出生届 sheet's size)."""
+    return Pdf(render_calibration(load_fonts(), size_mm=(420.0, 297.0), offset_mm=offset_mm, printer=printer),
+               "calibration.pdf")
 
 
 def render_bundle_pdf(
