@@ -22,6 +22,8 @@ from app.templating import get_templates
 
 router = APIRouter(include_in_schema=False)
 LOGIN_CSRF_COOKIE = "kakanai_login_csrf"
+# Logout, idle logout (the login page) and closing a visit empty the tablet's storage of this site.
+CLEAR_STORAGE = '"storage"'
 DESK_COOKIE = "kakanai_counter"
 QUEUE_LABELS = {"waiting": "お待ち", "called": "呼出中", "serving": "対応中", "done": "対応済み", "skipped": "不在"}
 NO_STORE = {"Cache-Control": "no-store"}
@@ -64,6 +66,7 @@ def login_page(request: Request, settings: SettingsDep, next: str | None = None,
     response = _page(request, "counter/login.html", {"login_csrf": token, "next": _safe_next(next), "message": message})
     response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=_cookie_secure(settings),
                         path="/login")
+    response.headers["Clear-Site-Data"] = CLEAR_STORAGE  # after a (idle) logout: no draft stays on the tablet
     return response
 
 
@@ -109,6 +112,7 @@ def logout(request: Request, session: SessionDep, user: PageCounterUser, client:
     audit.record(session, action=audit.LOGOUT, actor=user, client=client)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(sessions.COOKIE_NAME, path="/")
+    response.headers["Clear-Site-Data"] = CLEAR_STORAGE
     return response
 
 
@@ -221,7 +225,10 @@ def close_visit(request: Request, case_id: str, session: SessionDep, settings: S
     except routing.VisitNotFinished as exc:
         case = cases.get_case_or_raise(session, case_id)
         return _page(request, "counter/exit_check.html", {"case": case, "missed": exc.missed}, status=409)
-    return RedirectResponse("/counter?closed=1", status_code=303)
+    response = RedirectResponse("/counter?closed=1", status_code=303)
+    # The visit is over: no draft of it may stay in the tablet's storage (cookies stay: still logged in).
+    response.headers["Clear-Site-Data"] = CLEAR_STORAGE
+    return response
 
 
 # --- the interview -------------------------------------------------------------------------------------
@@ -330,6 +337,7 @@ def review(request: Request, case_id: str, session: SessionDep, settings: Settin
     return _page(request, "counter/review.html", {
         "case": case, "problems": problems, "forms": forms, "warnings": documents.print_warnings_view(case),
         "roles": counter.role_rows(defs, case), "redirects": counter.redirect_notes(defs, case),
+        "summary": [] if problems else counter.household_summary(defs, case),
         "signers": signatures.signers(session, defs, case),
     })
 

@@ -35,6 +35,8 @@ STATUS_LABELS = {"interviewing": "聞き取り中", "signed": "署名済み", "r
                  "cancelled": "取消"}
 _INDEX = re.compile(r"^(?P<key>[a-z_][a-z0-9_]*)\[(?P<index>\d+)\]$")
 MAX_STRIP_ROUNDS = 8
+# Answers key (passed through like $comment) listing the fields the last autosave could not store.
+INVALID_KEY = "$invalid"
 
 
 @dataclass
@@ -317,6 +319,11 @@ def autosave(
         if (key in PASSTHROUGH_KEYS or key == ROLES_KEY or key.startswith("$")) and key not in raw:
             raw[key] = value
     answers, errors = storable(defs, raw, today=today)
+    # What could not be stored is remembered (field and message, never the value): it blocks signing
+    # until corrected, so an invalid My Number cannot quietly vanish from the forms.
+    answers.pop(INVALID_KEY, None)
+    if errors:
+        answers[INVALID_KEY] = [{"field": e.field, "message": e.message} for e in errors]
     if answers == case.answers:
         if expected_version != case.version:
             # Nothing to store, but the tab is behind: it must load the newer version first.
@@ -347,6 +354,7 @@ class ReviewForm:
     title: str
     department: str
     lines: list[tuple[str, str]]
+    instance_id: str = ""
 
 
 def review(defs: DefinitionSet, case: Case) -> list[ReviewForm]:
@@ -366,14 +374,71 @@ def review(defs: DefinitionSet, case: Case) -> list[ReviewForm]:
             if cell.spec.kind == "my_number" or "個人番号" in (cell.spec.label or ""):
                 text = masking.mask_my_number(text.replace(" ", ""))
             lines.append((cell.spec.label or "", text))
-        out.append(ReviewForm(form.title, form.department_name, lines))
+        out.append(ReviewForm(form.title, form.department_name, lines, inst.instance_id))
     return out
+
+
+@dataclass
+class SummaryFact:
+    """One fact of the household as the resident checks it: label, shown value, and the field to fix it."""
+
+    label: str
+    value: str
+    anchor: str
+
+
+@dataclass
+class SummaryGroup:
+    """The facts of one screen section (or one household member)."""
+
+    title: str
+    facts: list[SummaryFact]
+
+
+def _shown(view: FieldView) -> str:
+    value = view.value
+    if view.kind == "address" and isinstance(value, dict):
+        main = "".join(str(value.get(k) or "") for k in ("prefecture", "city", "town", "block"))
+        building = f"　{value['building']}" if value.get("building") else ""
+        return f"〒{value.get('postal_code', '')}　{main}{building}"
+    if view.kind in ("choice", "multi_choice"):
+        labels = {c.value: c.label for c in view.choices}
+        items = value if isinstance(value, list) else [value]
+        return "・".join(labels.get(str(v), str(v)) for v in items)
+    if view.kind == "bool":
+        return "はい" if value is True else "いいえ"
+    if view.kind in ("date",) and isinstance(value, str):
+        from app.forms.wareki import format_wareki  # local: only the summary shows 和暦 here
+        day = dt.date.fromisoformat(value)
+        return format_wareki(day)
+    return view.text()
+
+
+def household_summary(defs: DefinitionSet, case: Case) -> list[SummaryGroup]:
+    """The whole household once: every answered question, each with a link back to its field."""
+    groups: list[SummaryGroup] = []
+    for section in build_screen(defs, case.answers):
+        if section.definition.repeat is None:
+            facts = [SummaryFact(f.definition.label, _shown(f), f.dom_id) for f in section.fields
+                     if f.value not in (None, "", []) and f.key not in ("life_events", "visit_date")]
+            if facts:
+                groups.append(SummaryGroup(section.definition.title, facts))
+            continue
+        for item in section.items:
+            facts = [SummaryFact(f.definition.label, _shown(f), f.dom_id) for f in item.fields
+                     if f.value not in (None, "", []) and f.key != "id"]
+            groups.append(SummaryGroup(item.title, facts))
+    return groups
 
 
 def check_complete(defs: DefinitionSet, case: Case, *, today: dt.date) -> list[dict[str, str]]:
     """What still has to be answered or settled before the resident can sign (empty when ready)."""
     result = validate_answers(defs, case.answers, today=today, draft=False)
     out = [{"field": e.field, "label": _label(defs, e.field), "message": e.message} for e in result.errors]
+    for item in case.answers.get(INVALID_KEY) or []:
+        if isinstance(item, dict) and isinstance(item.get("field"), str):
+            out.append({"field": item["field"], "label": _label(defs, item["field"]),
+                        "message": str(item.get("message") or "正しくありません")})
     for inst in list_applications(defs, case):
         for problem in inst.roles.problems:
             out.append({"field": f"roles.{inst.instance_id}", "label": inst.title, "message": problem})
