@@ -116,7 +116,7 @@ def enter_model_household(page: Any) -> None:
     ichiro.get_by_label("前の学校").fill(people[2]["school"]["previous_school"])
     care = people[3]["childcare"]
     jiro.get_by_label("保育の利用を始めたい日").fill(care["wanted_from"])
-    jiro.get_by_label("就労").check()
+    jiro.get_by_label("就労", exact=True).check()
     jiro.get_by_label("保育標準時間（最長11時間）").check()
     jiro.get_by_label("希望する施設（希望順、6つまで）").fill("\n".join(care["preferred_facilities"]))
     # Asked only because a form needs them: 本籍 (転入届), 年金 (児童手当), the children's insurance card
