@@ -442,6 +442,9 @@ def check_complete(defs: DefinitionSet, case: Case, *, today: dt.date) -> list[d
     for inst in list_applications(defs, case):
         for problem in inst.roles.problems:
             out.append({"field": f"roles.{inst.instance_id}", "label": inst.title, "message": problem})
+    for item in out:
+        # The link back to the field on the interview screen (the input's id, as FieldView.dom_id builds it).
+        item["anchor"] = "f-" + re.sub(r"[^a-z0-9_]+", "-", item["field"].lower()).strip("-")
     return out
 
 
