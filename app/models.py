@@ -369,3 +369,32 @@ class AnswerSource(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     confirmed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+# --- Signatures per signer (issue 12) --------------------------------------------------------------
+
+
+class Signature(Base):
+    """One signer's signature on a visit: a member id, or "agent" for the 代理人. Drawn once, used on that person's forms."""
+
+    __tablename__ = "signatures"
+    __table_args__ = (UniqueConstraint("case_id", "signer"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    signer: Mapped[str] = mapped_column(String(20))
+    png: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SignedForm(Base):
+    """A form as its signer signed it: the digest of what it printed. A later change voids the signature."""
+
+    __tablename__ = "signed_forms"
+    __table_args__ = (UniqueConstraint("case_id", "instance_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    instance_id: Mapped[str] = mapped_column(String(100))
+    signer: Mapped[str] = mapped_column(String(20))
+    digest: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    voided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     public_base_url: str = "http://127.0.0.1:8000"
     max_signature_bytes: int = 512 * 1024
+    # Overlay print mode (printing onto the paper the resident brought): per-printer offset in mm
+    # (right, down), measured with the calibration page; e.g. {"counter1": [1.5, -0.5]}.
+    printer_offsets: dict[str, tuple[float, float]] = {}
     # Security and privacy (SECURITY.md): request limits, API docs, retention of personal data.
     max_request_bytes: int = 2 * 1024 * 1024
     max_json_depth: int = 32
@@ -157,6 +160,11 @@ class Settings(BaseSettings):
     def tz(self) -> ZoneInfo:
         """The city's time zone (visit dates and ticket days are counted in it)."""
         return ZoneInfo(self.timezone)
+
+    @property
+    def client_visit_date(self) -> bool:
+        """Whether a client-sent visit_date is kept: tests only; otherwise the server's today is the visit date."""
+        return self.env == "test"
 
 
 def local_key_spec(path: Path) -> str:

@@ -41,7 +41,7 @@ if "--no-accel" in sys.argv:
 
 from app.bench.visit import DEFAULT_HOUSEHOLD, signature_png  # noqa: E402
 from app.db import create_postgres_database, drop_postgres_database  # noqa: E402
-from app.forms import render  # noqa: E402
+from app.forms import bundle, layout, primitives, render, typeset  # noqa: E402
 from app.forms.determine import determine  # noqa: E402
 from app.forms.fonts import ROLE_NAME, ROLE_TEXT, load_fonts, strip_variation_selectors  # noqa: E402
 from app.forms.loader import load_definitions  # noqa: E402
@@ -94,10 +94,10 @@ def _options(fonts: Any, png: bytes) -> render.RenderOptions:
 def _pages(forms: Sequence[Any], options: render.RenderOptions) -> list[Any]:
     """The bundle's planned pages (cover + forms), with every primitive the renderer will draw."""
     # The planner is private to the renderer; the benchmark reads it to draw exactly the same things.
-    measure = render._Measure(options.fonts)
-    plans = [render._plan_form(form, options, measure) for form in forms]
-    cover = render._plan_cover(plans, options, measure, "申請書一式", [("案件番号", CASE_NUMBER)], 1)
-    cover = render._plan_cover(plans, options, measure, "申請書一式", [("案件番号", CASE_NUMBER)], len(cover))
+    measure = typeset.Measure(options.fonts)
+    plans = [layout.plan_form(form, options, measure) for form in forms]
+    cover = bundle.plan_cover(plans, options, measure, "申請書一式", [("案件番号", CASE_NUMBER)], 1)
+    cover = bundle.plan_cover(plans, options, measure, "申請書一式", [("案件番号", CASE_NUMBER)], len(cover))
     return cover + [page for plan in plans for page in plan.pages]
 
 
@@ -124,30 +124,30 @@ def floor_pdf(pages: Sequence[Any], fonts: Any, png: bytes) -> bytes:
     for page in pages:
         c.setPageSize(page.size)
         for prim in page.prims:
-            if isinstance(prim, render._Text):
+            if isinstance(prim, primitives.Text):
                 c.setFont(names[prim.role], prim.size)
                 c.drawString(prim.x, prim.y, strip_variation_selectors(prim.text))
-            elif isinstance(prim, render._Rect):
+            elif isinstance(prim, primitives.Rect):
                 b = prim.box
                 c.rect(b.x, b.y, b.w, b.h, stroke=1 if prim.stroke else 0, fill=1 if prim.fill is not None else 0)
-            elif isinstance(prim, render._Poly):
+            elif isinstance(prim, primitives.Poly):
                 path = c.beginPath()
                 path.moveTo(*prim.points[0])
                 for point in prim.points[1:]:
                     path.lineTo(*point)
                 c.drawPath(path, stroke=1, fill=0)
-            elif isinstance(prim, render._Image):
+            elif isinstance(prim, primitives.Image):
                 b = prim.box
                 c.drawImage(image, b.x, b.y, b.w, b.h, mask="auto")
-            elif isinstance(prim, render._QR):
+            elif isinstance(prim, primitives.QR):
                 matrix = qr.get(prim.data) or qr.setdefault(prim.data, tuple(segno.make_qr(prim.data, error="m").matrix))
                 b = prim.box
-                module = b.w / (len(matrix) + 2 * render.QR_BORDER)
+                module = b.w / (len(matrix) + 2 * primitives.QR_BORDER)
                 path = c.beginPath()
                 for r, row in enumerate(matrix):
                     for col, dark in enumerate(row):
                         if dark:
-                            path.rect(b.x + (render.QR_BORDER + col) * module, b.top - (render.QR_BORDER + r + 1) * module,
+                            path.rect(b.x + (primitives.QR_BORDER + col) * module, b.top - (primitives.QR_BORDER + r + 1) * module,
                                       module, module)
                 c.drawPath(path, stroke=0, fill=1)
         c.showPage()
@@ -170,7 +170,7 @@ def bench_bundle(runs: int) -> tuple[list[str], dict[str, Any]]:
     forms = resolve_all(defs, determine(defs, answers, case_number=CASE_NUMBER), case_number=CASE_NUMBER)
     pdf = pipeline()
     pages = _pages(forms, options)
-    texts = [p for page in pages for p in page.prims if isinstance(p, render._Text)]
+    texts = [p for page in pages for p in page.prims if isinstance(p, primitives.Text)]
     floor = floor_pdf(pages, fonts, png)
     t_pipeline, t_render, t_floor, t_plan = median_times([
         pipeline,

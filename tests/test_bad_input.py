@@ -45,11 +45,16 @@ def _text_fields(registry: DefinitionRegistry) -> list[tuple[str, str]]:
 def _put(doc: dict[str, Any], path: str, kind: str, value: str) -> str:
     """Place `value` at an interview path (first member for member fields); returns the answers path it lands on."""
     if kind == "address":
+        # An address the model household leaves empty (the 代理人's) starts as a complete one.
+        node: Any = doc
+        for part in path.split(".")[:-1]:
+            node = node[part[:-2]][0] if part.endswith("[]") else node.setdefault(part, {})
+        node.setdefault(path.split(".")[-1], dict(doc.get("address") or {}))
         path = f"{path}.building"
     if kind == "list":
         value = [value]  # type: ignore[assignment]
     parts = path.replace("[]", "[0]").split(".")
-    node: Any = doc
+    node = doc
     for part in parts[:-1]:
         if part.endswith("[0]"):
             node = node[part[:-3]][0]

@@ -16,6 +16,7 @@ import jaconv
 from app.forms.context import build_context
 from app.forms.expr import compile_expr
 from app.forms.loader import ADDRESS_PARTS, DefinitionSet, FieldInfo
+from app.forms.roles import ROLES_KEY, validate_role_choices
 from app.forms.schema import InterviewField
 from app.forms.wareki import DateParseError, parse_date
 
@@ -433,6 +434,8 @@ class _Validator:
             if not prefix and key in PASSTHROUGH_KEYS:
                 self.survey_baseline(value)
                 continue
+            if not prefix and key == ROLES_KEY:  # checked by validate_role_choices
+                continue
             full = f"{prefix}.{key}" if prefix else key
             where = f"{shown}.{key}" if shown else key
             if full not in self.defs.known_paths:
@@ -516,6 +519,11 @@ class _Validator:
             _set(out, section.repeat, normalised_items)
         self.required(out, pending)
         self.cross_checks(out)
+        member_ids = {str(m.get("id")) for m in _get(out, "household.members") or [] if m.get("id")}
+        roles, role_errors = validate_role_choices(raw.get(ROLES_KEY), member_ids)
+        self.errors.extend(FieldError(path, message) for path, message in role_errors)
+        if roles:
+            out[ROLES_KEY] = roles
         return out
 
     def required(self, out: dict[str, Any], pending: list[tuple[FieldInfo, str, dict[str, Any] | None]]) -> None:

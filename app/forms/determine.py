@@ -11,6 +11,7 @@ from typing import Any
 from app.forms.context import build_context
 from app.forms.expr import MISSING, Observation, as_date, compile_expr
 from app.forms.loader import DefinitionSet
+from app.forms.roles import Roles, assign_roles
 from app.forms.schema import Application, FormField
 
 _INDEX = re.compile(r"\[\d+\]")
@@ -47,6 +48,18 @@ class Instance:
     documents: tuple[str, ...]
     deadline: dt.date | None
     missing: tuple[MissingAnswer, ...] = field(default_factory=tuple)
+    roles: Roles = field(default_factory=Roles)
+    redirect: str | None = None  # no city form: the note says where the resident applies instead
+
+    def deadline_passed(self, visit_day: dt.date | None) -> bool:
+        """Whether the visit comes after this form's deadline."""
+        return self.deadline is not None and visit_day is not None and visit_day > self.deadline
+
+    @property
+    def signer_id(self) -> str | None:
+        """Who signs this form: a member id, "agent", or None (no signer declared or nobody fits)."""
+        signer = self.roles.signer
+        return signer.person_id if signer is not None else None
 
 
 def _scalar_values(observations: list[Observation]) -> dict[str, Any]:
@@ -83,6 +96,17 @@ def _label_of(defs: DefinitionSet, concrete: str) -> str | None:
     return info.field.label if info is not None else None
 
 
+def _concrete(path: str, scope: Mapping[str, Any]) -> str:
+    """`claimant.pension` → `household.members[1].pension`: a name bound to a member becomes its answers path."""
+    name, dot, rest = path.partition(".")
+    bound = scope.get(name)
+    if isinstance(bound, Mapping) and bound.get("id") is not None:
+        for index, member in enumerate(scope.get("members") or []):
+            if isinstance(member, Mapping) and member.get("id") == bound.get("id"):
+                return f"household.members[{index}]{dot}{rest}"
+    return path
+
+
 def required_cells(app: Application) -> list[tuple[FormField, str | None]]:
     """Required cells with the table `each` expression they sit in (None outside tables)."""
     out: list[tuple[FormField, str | None]] = [(f, None) for f in app.fields if f.required]
@@ -113,9 +137,10 @@ def _missing(defs: DefinitionSet, app: Application, ctx: Mapping[str, Any]) -> t
                 continue
             for obs in observations:
                 if obs.value is None or obs.value is MISSING or obs.value == "":
-                    label = _label_of(defs, obs.path)
+                    path = _concrete(obs.path, scope)
+                    label = _label_of(defs, path)
                     if label is not None:
-                        found.setdefault(obs.path, MissingAnswer(obs.path, label))
+                        found.setdefault(path, MissingAnswer(path, label))
     return tuple(found.values())
 
 
@@ -157,8 +182,27 @@ def _title(app: Application, ctx: Mapping[str, Any], expr: str | None) -> str:
     return app.title
 
 
-def determine(defs: DefinitionSet, answers: Mapping[str, Any], *, case_number: str = "") -> list[Instance]:
-    """Every application instance the answers call for, in an order that respects `after`."""
+def _instance(
+    defs: DefinitionSet, app_id: str, app: Application, answers: Mapping[str, Any], scope: dict[str, Any],
+    *, instance_id: str, title: str, member_id: str | None, reasons: list[Reason],
+) -> Instance:
+    roles = assign_roles(app, scope, answers, instance_id)
+    scope = {**scope, **roles.bound}
+    redirect = next((r.note for r in app.redirect if _truthy(r.if_, scope)), None)
+    return Instance(
+        instance_id=instance_id, application_id=app_id, application=app, title=title, member_id=member_id,
+        scope=scope, reasons=tuple(reasons), documents=_documents(app, scope) + roles.documents,
+        deadline=_deadline(app, scope), missing=_missing(defs, app, scope), roles=roles, redirect=redirect,
+    )
+
+
+def _truthy(expr: str, scope: Mapping[str, Any]) -> bool:
+    value = compile_expr(expr).evaluate(scope)
+    return bool(value) and value is not MISSING
+
+
+def determine_all(defs: DefinitionSet, answers: Mapping[str, Any], *, case_number: str = "") -> list[Instance]:
+    """Every application instance the answers call for, redirected ones (no city form) included."""
     ctx = build_context(answers, case_number=case_number)
     visit_day = as_date(answers.get("visit_date"))
     out: list[Instance] = []
@@ -170,12 +214,8 @@ def determine(defs: DefinitionSet, answers: Mapping[str, Any], *, case_number: s
         if reasons is None:
             continue
         if app.for_each is None:
-            out.append(Instance(
-                instance_id=app_id, application_id=app_id, application=app,
-                title=_title(app, ctx, app.instance_title), member_id=None, scope=ctx,
-                reasons=tuple(reasons), documents=_documents(app, ctx), deadline=_deadline(app, ctx),
-                missing=_missing(defs, app, ctx),
-            ))
+            out.append(_instance(defs, app_id, app, answers, ctx, instance_id=app_id,
+                                 title=_title(app, ctx, app.instance_title), member_id=None, reasons=reasons))
             continue
         items = compile_expr(app.for_each.in_).evaluate(ctx)
         for index, item in enumerate(items if isinstance(items, list) else []):
@@ -188,10 +228,17 @@ def determine(defs: DefinitionSet, answers: Mapping[str, Any], *, case_number: s
                 item_reasons.append(Reason(app.for_each.reason or "", app.for_each.where, values))
             member_id = item.get("id") if isinstance(item, Mapping) else None
             key = str(member_id) if member_id else str(index + 1)
-            out.append(Instance(
-                instance_id=f"{app_id}-{key}", application_id=app_id, application=app,
-                title=_title(app, scope, app.instance_title or app.for_each.title), member_id=member_id,
-                scope=scope, reasons=tuple(item_reasons), documents=_documents(app, scope),
-                deadline=_deadline(app, scope), missing=_missing(defs, app, scope),
-            ))
+            out.append(_instance(defs, app_id, app, answers, scope, instance_id=f"{app_id}-{key}",
+                                 title=_title(app, scope, app.instance_title or app.for_each.title),
+                                 member_id=member_id, reasons=item_reasons))
     return out
+
+
+def determine(defs: DefinitionSet, answers: Mapping[str, Any], *, case_number: str = "") -> list[Instance]:
+    """The application forms the answers call for, in an order that respects `after`."""
+    return [i for i in determine_all(defs, answers, case_number=case_number) if i.redirect is None]
+
+
+def redirected(defs: DefinitionSet, answers: Mapping[str, Any], *, case_number: str = "") -> list[Instance]:
+    """Applications the household makes elsewhere (e.g. 児童手当 of a 公務員 at the employer)."""
+    return [i for i in determine_all(defs, answers, case_number=case_number) if i.redirect is not None]

@@ -139,6 +139,18 @@ def fn_age_on(birth: Any, on: Any) -> Any:
     return _ordinary_age(b, o + timedelta(days=1))
 
 
+def fn_census_period(day: Any) -> Any:
+    """Whether a day falls in a 国勢調査 period: April 1 of a census year (divisible by 5) to March 31 of the next.
+
+    出生届・死亡届 ask the parents' (the deceased's) occupation only then (人口動態調査令施行細則).
+    """
+    d = as_date(day[:10] if isinstance(day, str) else day)
+    if d is None:
+        return MISSING
+    year = d.year if (d.month, d.day) >= (4, 1) else d.year - 1
+    return year % 5 == 0
+
+
 def fn_school_year_age(birth: Any, on: Any) -> Any:
     """Return the age at the start of the school year containing ``on`` (6 = 小1, 12 = 中1, 15 = 高1)."""
     b, o = as_date(birth), as_date(on)
@@ -282,6 +294,7 @@ FUNCTIONS: Mapping[str, Callable[..., Any]] = MappingProxyType({
     "coalesce": fn_coalesce,
     "join": fn_join,
     "contains": fn_contains,
+    "census_period": fn_census_period,
 })
 _SIGNATURES = {name: inspect.signature(fn) for name, fn in FUNCTIONS.items()}
 # Only these stop early; other functions get a list so they never see (or return) a generator.

@@ -87,6 +87,15 @@ _ALIAS_RANGES = ((0xF0000, 0xFFFFD), (0x100000, 0x10FFFD))
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Mn"})
 
 
+# Adobe-Japan1 sequences (what IPAex knows) and the Moji_Joho sequence with the same glyph in IPAmj,
+# so that a name keeps one typeface: 葛+U+E0100 (JIS90 form, 人 at the bottom) is MJ022335, 辻+U+E0100
+# (one-dot しんにょう) is MJ025760. Checked by drawing both glyphs side by side.
+EQUIVALENT_SEQUENCES: dict[str, str] = {
+    "\u845b\U000e0100": "\u845b\U000e0102",
+    "\u8fbb\U000e0100": "\u8fbb\U000e0102",
+}
+
+
 def is_variation_selector(char: str) -> bool:
     """Return True for a Unicode variation selector (VS1-VS16 or VS17-VS256)."""
     cp = ord(char)
@@ -357,6 +366,18 @@ class FontSet:
         self._registered = False
         self._lock = threading.Lock()
 
+    def undrawable_sequences(self, text: str) -> list[str]:
+        """Variation sequences in text that no font can draw (they would print as the base character)."""
+        out: list[str] = []
+        for cluster in _clusters(text):
+            if len(cluster) < 2 or not is_variation_selector(cluster[1]) or cluster in out:
+                continue
+            same = EQUIVALENT_SEQUENCES.get(cluster[:2])
+            ttfs = [f for f in dict.fromkeys(self._fonts.values()) if isinstance(f, _FormTTFont)]
+            if not any(f.variant(cluster[0], cluster[1]) or (same and f.variant(cluster[0], same[1])) for f in ttfs):
+                out.append(cluster)
+        return out
+
     def font_name(self, role: str) -> str:
         """Return the reportlab font name used for a role's own characters."""
         return self._font(role).fontName
@@ -465,8 +486,11 @@ class FontSet:
             # A variant from the other font beats the role font's base glyph: the shape of
             # a registered name matters more than mincho/gothic consistency (e.g. IPAmj
             # lacks the Adobe-Japan1 sequences 葛+U+E0100 that IPAex has).
+            same = EQUIVALENT_SEQUENCES.get(cluster[:2])
             for font in chain:
                 variant = font.variant(base, cluster[1], allow_default=font is chain[0])
+                if variant is None and same is not None:
+                    variant = font.variant(base, same[1])
                 if variant is not None:
                     drawn = font.alias(cluster, *variant)
                     if drawn is not None:

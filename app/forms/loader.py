@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from app.forms.context import ALIASES, BUILTINS
+from app.forms.context import ALIASES, BUILTINS, MEMBER
 from app.forms.expr import FUNCTIONS, STEP_BUDGET, ExprBudgetExceeded, ExprError, compile_expr
 from app.forms.schema import (
     Application,
@@ -355,6 +355,16 @@ def _check_application(
         checker.expr(app.for_each.where, smap, "for_each.where", scope)
         checker.expr(app.for_each.title, smap, "for_each.title", scope)
     checker.expr(app.instance_title, smap, "instance_title", scope)
+    for i, role in enumerate(app.roles):
+        if role.id in scope or role.id in BUILTINS or role.id in FUNCTIONS:
+            problems.append(Problem(smap.file, smap.line_of(f"roles.{i}.id"), f"roles.{i}.id",
+                                    f"役割の id「{role.id}」は他の名前と重なっています"))
+        checker.expr(role.default, smap, f"roles.{i}.default", scope)
+        checker.list_prefix(role.choices, smap, f"roles.{i}.choices", scope)
+        # Later roles and every field may name the person: `claimant.birth_date`.
+        scope[role.id] = MEMBER
+    for i, redirect in enumerate(app.redirect):
+        checker.expr(redirect.if_, smap, f"redirect.{i}.if", scope)
     if app.deadline is not None:
         checker.expr(app.deadline.from_, smap, "deadline.from", scope)
     for i, doc in enumerate(app.documents_to_bring):
@@ -373,6 +383,9 @@ def _check_application(
                 _check_cells(cols, checker, smap, table_scope)
     if app.template is not None:
         _check_template(app, smap, checker, defs_dir, templates, scope)
+    if app.overlay is not None:
+        _check_template(app, smap, checker, defs_dir, templates, scope, template=app.overlay.template,
+                        fields=app.overlay.fields, prefix="overlay.")
     if app.needs_signature and not any(c.style == "signature" for _, c, _ in _layout_cells(app)) \
             and not any(f.style == "signature" for f in app.fields):
         problems.append(Problem(smap.file, smap.line_of("needs_signature"), "needs_signature",
@@ -381,31 +394,34 @@ def _check_application(
 
 def _check_template(
     app: Application, smap: SourceMap, checker: _Checker, defs_dir: Path,
-    templates: dict[str, bytes], scope: dict[str, str],
+    templates: dict[str, bytes], scope: dict[str, str], *, template: str | None = None,
+    fields: list[FormField] | None = None, prefix: str = "",
 ) -> None:
     from pypdf import PdfReader  # only needed for cities that draw onto their own blank PDF
     from pypdf.errors import PdfReadError
 
-    assert app.template is not None
-    target = (defs_dir / app.template).resolve()
+    template = template if template is not None else app.template
+    fields = fields if fields is not None else app.fields
+    assert template is not None
+    target = (defs_dir / template).resolve()
     if not target.is_relative_to(defs_dir.resolve()) or not target.is_file():
-        checker.problems.append(Problem(smap.file, smap.line_of("template"), "template",
-                                        f"様式PDFが見つかりません: {app.template}"))
+        checker.problems.append(Problem(smap.file, smap.line_of(f"{prefix}template"), f"{prefix}template",
+                                        f"様式PDFが見つかりません: {template}"))
         return
     data = target.read_bytes()
     try:
         pages = PdfReader(io.BytesIO(data)).pages
         sizes = [(float(p.mediabox.width) * 25.4 / 72, float(p.mediabox.height) * 25.4 / 72) for p in pages]
     except (PdfReadError, ValueError, OSError):
-        checker.problems.append(Problem(smap.file, smap.line_of("template"), "template",
-                                        f"様式PDFを読めません: {app.template}"))
+        checker.problems.append(Problem(smap.file, smap.line_of(f"{prefix}template"), f"{prefix}template",
+                                        f"様式PDFを読めません: {template}"))
         return
-    templates[app.template] = data
-    _check_cells(((f"fields.{i}", f) for i, f in enumerate(app.fields)), checker, smap, scope)
-    for i, fdef in enumerate(app.fields):
+    templates[template] = data
+    _check_cells(((f"{prefix}fields.{i}", f) for i, f in enumerate(fields)), checker, smap, scope)
+    for i, fdef in enumerate(fields):
         place = fdef.place
         assert place is not None
-        where = f"fields.{i}.place"
+        where = f"{prefix}fields.{i}.place"
         if place.page > len(sizes):
             checker.problems.append(Problem(smap.file, smap.line_of(where), where,
                                             f"様式PDFは {len(sizes)} ページしかありません（page: {place.page}）"))

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from app.forms.determine import Instance
 from app.forms.expr import MISSING, compile_expr
 from app.forms.loader import DefinitionSet
 from app.forms.resolved import ResolvedCell, ResolvedForm, ResolvedRow, ResolvedSection, ResolvedTable
-from app.forms.schema import WRITING_KINDS, FormField
+from app.forms.schema import WRITING_KINDS, Application, FormField
 from app.forms.transforms import apply_transform
 
 # What odd stored data can make a transform raise (a date before Meiji, a number where text was
@@ -58,9 +60,12 @@ def resolve_form(defs: DefinitionSet, instance: Instance, *, case_number: str) -
         filed_on = dt.date.fromisoformat(filed) if isinstance(filed, str) else None
     except ValueError:
         filed_on = None
+    signer = instance.roles.signer
+    agent_box = signer is not None and signer.by_agent and any(c.signs_as == "agent" for c in all_cells(app))
     common: dict[str, Any] = {
         "instance_id": instance.instance_id, "title": instance.title, "department_name": department.name,
         "case_number": case_number, "filed_on": filed_on, "notes": tuple(app.notes),
+        "signer_id": instance.signer_id, "signature_box": "agent" if agent_box else "role",
     }
     if app.template is not None:
         placed = tuple((f.place, resolve_cell(f, scope)) for f in app.fields if f.place is not None)
@@ -82,6 +87,39 @@ def resolve_form(defs: DefinitionSet, instance: Instance, *, case_number: str) -
         sections.append(ResolvedSection(section.title, section.note, rows, table))
     return ResolvedForm(heading=app.layout.heading or app.title, recipient=app.layout.recipient,
                         layout=app.layout, sections=tuple(sections), **common)
+
+
+def resolve_overlay(defs: DefinitionSet, instance: Instance, *, case_number: str, on_template: bool) -> ResolvedForm:
+    """The overlay print of a form: its values at the official positions (on_template: over the blank, to preview)."""
+    app = instance.application
+    if app.overlay is None:
+        raise ValueError(f"{instance.application_id} has no overlay print mode")
+    base = resolve_form(defs, instance, case_number=case_number)
+    placed = tuple((f.place, resolve_cell(f, instance.scope)) for f in app.overlay.fields if f.place is not None)
+    return replace(base, heading=app.title, recipient=None, layout=None, sections=(),
+                   template=defs.templates[app.overlay.template], placed=placed, values_only=not on_template)
+
+
+def all_cells(app: Application) -> list[FormField]:
+    """Every printed field of an application: template fields, layout rows and table columns."""
+    out = list(app.fields)
+    for section in app.layout.sections if app.layout is not None else []:
+        for row in section.rows:
+            out.extend(row.cells)
+        if section.table is not None:
+            out.extend(section.table.columns)
+    return out
+
+
+def printed_digest(form: ResolvedForm) -> str:
+    """A digest of everything the form prints (not the signature): a change voids the form's signature."""
+    digest = hashlib.sha256(form.title.encode())
+    for cell in form.cells():
+        if cell.spec.style in ("signature", "blank"):
+            continue
+        digest.update(b"\0" + (cell.spec.label or "").encode() + b"\1" + cell.text.encode() + b"\1"
+                      + "|".join(cell.selected).encode())
+    return digest.hexdigest()
 
 
 def writing_saved(forms: Iterable[ResolvedForm]) -> dict[str, int]:

@@ -72,6 +72,13 @@ class ResolvedForm:
     case_number: str = ""
     filed_on: dt.date | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # Who signs (member id or "agent"), that person's signature PNG when it is valid for this form, and
+    # which box it goes in: "role" (届出人・申請者…) or "agent" (the 代理人 box).
+    signer_id: str | None = None
+    signature: bytes | None = None
+    signature_box: str = "role"
+    # Overlay print mode: only the values, at the template's positions, for the paper the resident brought.
+    values_only: bool = False
 
     def cells(self) -> list[ResolvedCell]:
         """Every cell of the form, rows and tables and template fields alike."""

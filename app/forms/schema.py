@@ -154,6 +154,38 @@ class Deadline(Strict):
     within_days: int = Field(ge=0, le=3650)
     from_: str = Field(alias="from")
     text: str
+    late: str | None = None  # what follows when the deadline has passed (shown to the clerk)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class RoleSpec(Strict):
+    """A person an application names (届出人, 申請者, 請求者, 口座名義人 …): how it is proposed and who may be chosen.
+
+    `id` is the name the form's fields use (`claimant.birth_date`). `default` and `choices` are expressions
+    over the answers (and the roles declared before this one): a member, and a list of members. With
+    `agent: true` a 代理人 who came may act in the role; `ask: true` makes the clerk confirm the choice;
+    `signs: true` marks the person who signs the form; `same_as` names a role this one must be the same
+    person as (an account held by someone other than the claimant is flagged before signing).
+    """
+
+    id: Identifier
+    label: str
+    default: str
+    choices: str = "household.members"
+    agent: bool = False
+    ask: bool = False
+    signs: bool = False
+    same_as: Identifier | None = None
+    optional: bool = False  # nobody may fit (a 出生届 without a father): not a problem
+    help: str | None = None
+
+
+class Redirect(Strict):
+    """When `if` holds (roles included), no city form is made: the resident gets `note` instead."""
+
+    if_: str = Field(alias="if")
+    note: str
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -220,6 +252,8 @@ class FormField(Strict):
     required: bool = False
     note: str | None = None
     place: Placement | None = None
+    # A signature box for the 代理人: it gets the agent's signature when an agent acts for the signer.
+    signs_as: Literal["agent"] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> FormField:
@@ -279,6 +313,24 @@ class Layout(Strict):
     sections: list[Section] = Field(min_length=1)
 
 
+class Overlay(Strict):
+    """Printing onto the official paper the resident brings: values only, at the official positions.
+
+    `template` is a blank of that paper kept with the definitions (for the preview and for checking the
+    positions); `fields` are placed on it in millimetres like a template form's fields.
+    """
+
+    template: str
+    fields: list[FormField] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _placed(self) -> Overlay:
+        for i, f in enumerate(self.fields):
+            if f.place is None:
+                raise ValueError(f"fields.{i}: 用紙に印字する欄には place（位置）が必要です")
+        return self
+
+
 class Application(Strict):
     """One application (申請書・届出書) the counter can prepare."""
 
@@ -296,10 +348,25 @@ class Application(Strict):
     fee: int = Field(default=0, ge=0)
     deadline: Deadline | None = None
     needs_signature: bool = True
+    roles: list[RoleSpec] = Field(default_factory=list)
+    redirect: list[Redirect] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     template: str | None = None
     fields: list[FormField] = Field(default_factory=list)
     layout: Layout | None = None
+    overlay: Overlay | None = None
+
+    @model_validator(mode="after")
+    def _roles_consistent(self) -> Application:
+        ids = [r.id for r in self.roles]
+        if len(set(ids)) != len(ids):
+            raise ValueError("roles の id が重複しています")
+        if sum(1 for r in self.roles if r.signs) > 1:
+            raise ValueError("署名する役割（signs: true）は1つだけにしてください")
+        for index, role in enumerate(self.roles):
+            if role.same_as is not None and role.same_as not in ids[:index]:
+                raise ValueError(f"roles.{index}.same_as: これより前に宣言した役割の id を指定してください: {role.same_as}")
+        return self
 
     @model_validator(mode="after")
     def _layout_or_template(self) -> Application:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jaconv
+from babel import Locale
 
 from app.forms.expr import FUNCTIONS, as_date
 from app.forms.wareki import format_wareki
@@ -126,6 +127,8 @@ def relationship(value: Any, ctx: Mapping[str, Any]) -> str:
             return "夫" if member_sex == "male" else "妻"
         if rel == "parent":
             return "父" if member_sex == "male" else "母"
+        if rel == "other" and value.get("relationship_detail"):
+            return str(value["relationship_detail"])  # 「その他」 is not a 住民票 続柄: 同居人, 孫 …
         return RELATIONSHIP_LABELS.get(str(rel), "")
     return RELATIONSHIP_LABELS.get(str(value), "")
 
@@ -164,6 +167,45 @@ def full_name_kana(value: Any, ctx: Mapping[str, Any]) -> str:
     return "　".join(p for p in parts if p)
 
 
+OCCUPATION_LABELS = {
+    "employee": "会社員", "civil_servant": "公務員", "part_time": "パート・アルバイト", "self_employed": "自営業",
+    "homemaker": "家事", "student": "学生", "job_seeking": "求職中", "unemployed": "無職", "other": "その他",
+}
+_JA = Locale("ja")
+
+
+def country_or_text(value: Any, ctx: Mapping[str, Any]) -> str:
+    """A 2-letter country code → its Japanese name (a foreign 届出人's 国籍); any other text prints as it is."""
+    text = str(value).strip()
+    if len(text) == 2 and text.isascii() and text.isalpha():
+        return country(text, ctx)
+    return text
+
+
+def occupation(value: Any, ctx: Mapping[str, Any]) -> str:
+    """An occupation code (or a member: its occupation and employer) → 会社員（株式会社みなと物産）."""
+    if isinstance(value, Mapping):
+        label = OCCUPATION_LABELS.get(str(value.get("occupation")), "")
+        employer = str(value.get("employer") or "")
+        return f"{label}（{employer}）" if label and employer else label
+    return OCCUPATION_LABELS.get(str(value), "")
+
+
+def register_name(value: Any, ctx: Mapping[str, Any]) -> str:
+    """A member → the name as the 戸籍 records it: kanji for Japanese nationals, katakana for foreign nationals."""
+    if not isinstance(value, Mapping):
+        return ""
+    if value.get("nationality") not in (None, "JP"):
+        return full_name_kana(value, ctx)
+    return full_name(value, ctx)
+
+
+def country(value: Any, ctx: Mapping[str, Any]) -> str:
+    """ISO 3166 alpha-2 → the Japanese country name (VN → ベトナム); JP → 日本; unknown codes print as given."""
+    code = str(value).strip().upper()
+    return _JA.territories.get(code, code) if code else ""
+
+
 def yes_no(value: Any, ctx: Mapping[str, Any]) -> str:
     """True → 有, False → 無 (the usual wording of yes/no boxes)."""
     if value is True:
@@ -192,6 +234,10 @@ TRANSFORMS: dict[str, Transform] = {
     "full_name": full_name,
     "full_name_kana": full_name_kana,
     "yes_no": yes_no,
+    "country": country,
+    "occupation": occupation,
+    "country_or_text": country_or_text,
+    "register_name": register_name,
 }
 
 

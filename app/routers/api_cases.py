@@ -49,7 +49,7 @@ def create_case(
     """Validate the answers document, issue the visit's ticket and store the case."""
     today = local_today(settings)
     case = cases.create_case(session, defs=defs, answers=answers, user=user, office=settings.office_code,
-                             today=today, draft=draft)
+                             today=today, draft=draft, client_date=settings.client_visit_date)
     audit.record(session, action=audit.CASE_CREATED, actor=user, case_id=case.id, client=client)
     return _shown(session, case, defs, today=today, reveal=reveal, user=user, client=client)
 
@@ -85,7 +85,8 @@ def put_answers(
     """
     today = local_today(settings)
     case = cases.update_answers(session, defs=defs, case_id=case_id, answers=body.answers,
-                                expected_version=body.version, user=user, today=today, draft=draft)
+                                expected_version=body.version, user=user, today=today, draft=draft,
+                                client_date=settings.client_visit_date)
     audit.record(session, action=audit.CASE_UPDATED, actor=user, case_id=case.id, target=f"version {case.version}",
                  client=client)
     return _shown(session, case, defs, today=today, reveal=reveal, user=user, client=client)

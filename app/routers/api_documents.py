@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from app.deps import ClientDep, CounterUser, DefinitionsDep, SessionDep, SettingsDep
 from app.routers.api_cases import ERRORS
@@ -31,7 +31,8 @@ def list_applications(case_id: str, session: SessionDep, defs: DefinitionsDep, u
     audit.record(session, action=audit.CASE_READ, actor=user, case_id=case.id, target="applications", client=client)
     instances = documents.list_applications(defs, case)
     return {"case_id": case.id, "definitions_fingerprint": defs.fingerprint,
-            "applications": [documents.application_view(defs, i) for i in instances]}
+            "applications": [documents.application_view(defs, i) for i in instances],
+            "warnings": documents.print_warnings_view(case)}
 
 
 @router.get("/applications/{instance_id}.pdf", responses=PDF_RESPONSE, response_class=Response,
@@ -60,11 +61,13 @@ def bundle_pdf(case_id: str, session: SessionDep, settings: SettingsDep, defs: D
                                                                                 "format": "binary"}}},
                                            "required": True}})
 async def put_signature(case_id: str, request: Request, session: SessionDep, settings: SettingsDep,
-                        user: CounterUser, client: ClientDep) -> Response:
-    """Store the resident's signature drawn on the tablet."""
+                        defs: DefinitionsDep, user: CounterUser, client: ClientDep,
+                        signer: Annotated[str | None, Query(max_length=20, description="署名する方の世帯員番号、代理人は agent")] = None,
+                        ) -> Response:
+    """Store one signer's signature drawn on the tablet; it is placed only on the forms that person signs."""
     body = await request.body()
-    documents.store_signature(session, case_id=case_id, png=body, max_bytes=settings.max_signature_bytes,
-                              actor=user)
+    documents.store_signature(session, defs=defs, case_id=case_id, png=body, max_bytes=settings.max_signature_bytes,
+                              actor=user, signer=signer)
     audit.record(session, action=audit.SIGNATURE_SAVED, actor=user, case_id=case_id, client=client)
     return Response(status_code=204)
 

@@ -14,7 +14,19 @@ from app import events
 from app.deps import ClientDep, DefinitionsDep, PageCounterUser, SessionDep, SettingsDep
 from app.errors import AppError, NotFound, ValidationFailed
 from app.models import Case, QueueTicket, User
-from app.services import answer_sources, audit, auth, cases, counter, documents, planned_visits, queue, routing, sessions
+from app.services import (
+    answer_sources,
+    audit,
+    auth,
+    cases,
+    counter,
+    documents,
+    planned_visits,
+    queue,
+    routing,
+    sessions,
+    signatures,
+)
 from app.services.clock import local_today
 from app.services.wait_estimate import wait_defaults
 from app.settings import Settings
@@ -22,6 +34,8 @@ from app.templating import get_templates
 
 router = APIRouter(include_in_schema=False)
 LOGIN_CSRF_COOKIE = "kakanai_login_csrf"
+# Logout, idle logout (the login page) and closing a visit empty the tablet's storage of this site.
+CLEAR_STORAGE = '"storage"'
 DESK_COOKIE = "kakanai_counter"
 QUEUE_LABELS = {"waiting": "お待ち", "called": "呼出中", "serving": "対応中", "done": "対応済み", "skipped": "不在"}
 NO_STORE = {"Cache-Control": "no-store"}
@@ -64,6 +78,7 @@ def login_page(request: Request, settings: SettingsDep, next: str | None = None,
     response = _page(request, "counter/login.html", {"login_csrf": token, "next": _safe_next(next), "message": message})
     response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=_cookie_secure(settings),
                         path="/login")
+    response.headers["Clear-Site-Data"] = CLEAR_STORAGE  # after a (idle) logout: no draft stays on the tablet
     return response
 
 
@@ -121,6 +136,7 @@ def logout(request: Request, session: SessionDep, user: PageCounterUser, client:
     audit.record(session, action=audit.LOGOUT, actor=user, client=client)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(sessions.COOKIE_NAME, path="/")
+    response.headers["Clear-Site-Data"] = CLEAR_STORAGE
     return response
 
 
@@ -235,7 +251,10 @@ def close_visit(request: Request, case_id: str, session: SessionDep, settings: S
     except routing.VisitNotFinished as exc:
         case = cases.get_case_or_raise(session, case_id)
         return _page(request, "counter/exit_check.html", {"case": case, "missed": exc.missed}, status=409)
-    return RedirectResponse("/counter?closed=1", status_code=303)
+    response = RedirectResponse("/counter?closed=1", status_code=303)
+    # The visit is over: no draft of it may stay in the tablet's storage (cookies stay: still logged in).
+    response.headers["Clear-Site-Data"] = CLEAR_STORAGE
+    return response
 
 
 # --- the interview -------------------------------------------------------------------------------------
@@ -342,18 +361,41 @@ def review(request: Request, case_id: str, session: SessionDep, settings: Settin
     forms = [] if problems else counter.review(defs, case)
     if not problems and not any(e.kind == events.INTERVIEW_ENDED for e in case.events):
         cases.record_event(session, case, events.INTERVIEW_ENDED, actor=user)
-    return _page(request, "counter/review.html", {"case": case, "problems": problems, "forms": forms})
+    return _page(request, "counter/review.html", {
+        "case": case, "problems": problems, "forms": forms, "warnings": documents.print_warnings_view(case),
+        "roles": counter.role_rows(defs, case), "redirects": counter.redirect_notes(defs, case),
+        "summary": [] if problems else counter.household_summary(defs, case),
+        "signers": signatures.signers(session, defs, case),
+    })
+
+
+@router.post("/counter/visits/{case_id}/roles")
+def choose_role(request: Request, case_id: str, session: SessionDep, settings: SettingsDep, defs: DefinitionsDep,
+                user: PageCounterUser, client: ClientDep,
+                instance_id: Annotated[str, Form(max_length=100)], role_id: Annotated[str, Form(max_length=64)],
+                person: Annotated[str, Form(max_length=20)]) -> RedirectResponse:
+    """The clerk confirms or changes who takes a role (届出人, 請求者, 口座名義人 …) on one form."""
+    case = cases.get_case_or_raise(session, case_id)
+    counter.choose_role(session, defs=defs, case=case, instance_id=instance_id, role_id=role_id, person=person,
+                        user=user, today=local_today(settings))
+    audit.record(session, action=audit.CASE_UPDATED, actor=user, case_id=case.id, target=f"roles {instance_id}",
+                 client=client)
+    return RedirectResponse(f"/counter/visits/{case_id}/review#roles", status_code=303)
 
 
 @router.post("/counter/visits/{case_id}/signature")
 async def signature(request: Request, case_id: str, session: SessionDep, settings: SettingsDep,
-                    user: PageCounterUser, client: ClientDep) -> JSONResponse:
-    """The resident's one signature, drawn on the tablet (PNG body)."""
+                    defs: DefinitionsDep, user: PageCounterUser, client: ClientDep,
+                    signer: Annotated[str | None, Query(max_length=20)] = None) -> JSONResponse:
+    """One signer's signature, drawn once on the tablet (PNG body); used only on that person's forms."""
     png = await request.body()
-    case = documents.store_signature(session, case_id=case_id, png=png, max_bytes=settings.max_signature_bytes,
-                                     actor=user)
+    case = documents.store_signature(session, defs=defs, case_id=case_id, png=png,
+                                     max_bytes=settings.max_signature_bytes, actor=user, signer=signer)
     audit.record(session, action=audit.SIGNATURE_SAVED, actor=user, case_id=case.id, client=client)
-    return JSONResponse({"signed": True, "next": f"/counter/visits/{case.id}/documents"}, headers=NO_STORE)
+    # Another person still has forms to sign: back to the pad for them; otherwise on to the documents.
+    waiting = [s for s in signatures.signers(session, defs, case) if s.waiting]
+    target = f"/counter/visits/{case.id}/review#sign" if waiting else f"/counter/visits/{case.id}/documents"
+    return JSONResponse({"signed": True, "next": target, "waiting": [s.signer for s in waiting]}, headers=NO_STORE)
 
 
 @router.get("/counter/visits/{case_id}/documents", response_class=HTMLResponse)
@@ -396,6 +438,27 @@ def bundle(case_id: str, session: SessionDep, settings: SettingsDep, defs: Defin
     pdf = documents.render_bundle_pdf(session, defs=defs, case_id=case_id, city_name=settings.city_name, actor=user)
     audit.record(session, action=audit.PDF_DOWNLOAD, actor=user, case_id=case_id, target="bundle", client=client)
     return _pdf(pdf, download=download)
+
+
+@router.get("/counter/visits/{case_id}/forms/{instance_id}/overlay.pdf")
+def form_overlay_pdf(case_id: str, instance_id: str, session: SessionDep, settings: SettingsDep,
+                     defs: DefinitionsDep, user: PageCounterUser, client: ClientDep,
+                     printer: Annotated[str, Query(max_length=40)] = "", preview: bool = False) -> Response:
+    """Values only at the official positions, to print onto the sheet the resident brought (出生届 A3)."""
+    offset = settings.printer_offsets.get(printer, (0.0, 0.0))
+    pdf = documents.render_overlay_pdf(session, defs=defs, case_id=case_id, instance_id=instance_id,
+                                       city_name=settings.city_name, offset_mm=offset, preview=preview, actor=user)
+    audit.record(session, action=audit.PDF_DOWNLOAD, actor=user, case_id=case_id,
+                 target=f"{instance_id}.overlay.pdf", client=client)
+    return _pdf(pdf, download=False)
+
+
+@router.get("/counter/calibration.pdf")
+def calibration(settings: SettingsDep, user: PageCounterUser,
+                printer: Annotated[str, Query(max_length=40)] = "") -> Response:
+    """The printer calibration page for the overlay print mode."""
+    offset = settings.printer_offsets.get(printer, (0.0, 0.0))
+    return _pdf(documents.calibration_pdf(offset_mm=offset, printer=printer), download=False)
 
 
 @router.get("/counter/visits/{case_id}/forms/{instance_id}.pdf")

@@ -33,6 +33,8 @@ PURGE = "purge"
 # A caller asked to see My Numbers / account numbers unmasked (target names which).
 REVEAL = "reveal"
 DEFINITIONS_RELOAD = "definitions_reload"
+# A change to the answers altered what a signed form prints: that form's signature no longer counts.
+SIGNATURE_VOIDED = "signature_voided"
 # マイナンバーカード read-in and 転入予約 import (issue 16).
 CARD_PAIRING = "card_pairing"
 CARD_READING = "card_reading"
@@ -53,7 +55,7 @@ KEYS_ROTATED = "keys_rotated"
 ACTIONS = (LOGIN, LOGIN_FAILED, LOGOUT, CASE_READ, CASE_CREATED, CASE_UPDATED, PDF_DOWNLOAD, SIGNATURE_SAVED,
            DEPARTMENT_FETCH, STEP_UPDATED, EXPORT, PURGE, REVEAL, DEFINITIONS_RELOAD, USER_DISABLED, USER_ENABLED,
            USER_UNLOCKED, PASSWORD_RESET, TOKENS_REVOKED, TOKEN_CREATED, TOKEN_REVOKED, TOKEN_ROTATED, KEYS_ROTATED,
-           CARD_PAIRING, CARD_READING, CARD_PAIRING_FAILED, PLANNED_IMPORT)
+           CARD_PAIRING, CARD_READING, CARD_PAIRING_FAILED, PLANNED_IMPORT, SIGNATURE_VOIDED)
 # What the administrators' audit page calls each action.
 ACTION_LABELS = {
     LOGIN: "ログイン", LOGIN_FAILED: "ログイン失敗", LOGOUT: "ログアウト", CASE_READ: "案件の閲覧",
@@ -64,7 +66,7 @@ ACTION_LABELS = {
     TOKENS_REVOKED: "トークン・セッションの取消", TOKEN_CREATED: "課のトークン発行", TOKEN_REVOKED: "課のトークン取消",
     TOKEN_ROTATED: "課のトークン更新", KEYS_ROTATED: "暗号鍵の切り替え",
     CARD_PAIRING: "カード読み取りコード発行", CARD_READING: "カード読み取り", CARD_PAIRING_FAILED: "カード読み取りコード誤り",
-    PLANNED_IMPORT: "転入予約の取り込み",
+    PLANNED_IMPORT: "転入予約の取り込み", SIGNATURE_VOIDED: "署名の無効化",
 }
 CSV_COLUMNS = ("id", "at", "actor", "actor_id", "action", "case_id", "target", "outcome", "ip", "user_agent")
 MAX_PAGE = 500

@@ -15,7 +15,7 @@ from app.errors import Conflict, NotFound, ValidationFailed
 from app.forms.answers import Validated, validate_answers
 from app.forms.loader import DefinitionSet
 from app.models import Case, CaseEvent, TicketCounter, User, utcnow
-from app.services import masking
+from app.services import masking, signatures
 
 STATUSES = ("interviewing", "signed", "routing", "closed", "cancelled")
 
@@ -68,10 +68,14 @@ def record_event(
 
 def create_case(
     session: Session, *, defs: DefinitionSet, answers: Any, user: User | None, office: str, today: dt.date,
-    draft: bool = False, now: dt.datetime | None = None,
+    draft: bool = False, now: dt.datetime | None = None, client_date: bool = False,
 ) -> Case:
-    """Validate the answers, issue the visit's ticket and store the case; nothing is stored on error."""
-    if isinstance(answers, dict) and not answers.get("visit_date"):
+    """Validate the answers, issue the visit's ticket and store the case; nothing is stored on error.
+
+    The visit date is the server's `today` (the city's date; the benchmark's simulated clock moves it).
+    A client-sent visit_date is ignored unless `client_date` (tests only) allows it.
+    """
+    if isinstance(answers, dict) and (not client_date or not answers.get("visit_date")):
         answers = {**answers, "visit_date": today.isoformat()}
     result = _validated(defs, answers, today=today, draft=draft)
     now = now or utcnow()
@@ -110,12 +114,18 @@ def missing_answers(defs: DefinitionSet, case: Case, *, today: dt.date) -> list[
 
 def update_answers(
     session: Session, *, defs: DefinitionSet, case_id: str, answers: Any, expected_version: int,
-    user: User | None, today: dt.date, draft: bool = False,
+    user: User | None, today: dt.date, draft: bool = False, client_date: bool = False,
 ) -> Case:
-    """Replace the answers if the caller saw the latest version; a stale version raises Conflict."""
+    """Replace the answers if the caller saw the latest version; a stale version raises Conflict.
+
+    The visit date stays the one the server set when the visit began (unless `client_date`, tests only).
+    A change to what a signed form prints voids that form's signature.
+    """
     case = get_case_or_raise(session, case_id)
     if case.status in ("closed", "cancelled"):
         raise Conflict("この案件は終了しているため変更できません")
+    if isinstance(answers, dict) and (not client_date or not answers.get("visit_date")):
+        answers = {**answers, "visit_date": case.answers.get("visit_date") or case.ticket_day.isoformat()}
     # A client that round-trips masked numbers (********9018) keeps the stored ones.
     answers = masking.merge_masked(answers, case.answers)
     result = _validated(defs, answers, today=today, draft=draft)
@@ -133,6 +143,7 @@ def update_answers(
         raise Conflict(current_version=case.version)
     session.refresh(case)
     record_event(session, case, "answers_saved", actor=user, at=now, data={"version": case.version})
+    signatures.void_changed(session, defs=defs, case=case, actor=user)
     return case
 
 

@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict, ValidationFailed
 from app.forms.answers import PASSTHROUGH_KEYS, FieldError, lookup_postal_code, normalise_postal_code, validate_answers
 from app.forms.context import build_context
-from app.forms.determine import Instance, determine
+from app.forms.determine import Instance, determine, redirected
 from app.forms.expr import MISSING, compile_expr
 from app.forms.loader import ADDRESS_PARTS, DefinitionSet
 from app.forms.mapping import resolve_form
+from app.forms.roles import ROLES_KEY
 from app.forms.schema import Choice, InterviewField, InterviewSection
 from app.models import Case, User
 from app.services import cases, masking
@@ -34,6 +35,8 @@ STATUS_LABELS = {"interviewing": "聞き取り中", "signed": "署名済み", "r
                  "cancelled": "取消"}
 _INDEX = re.compile(r"^(?P<key>[a-z_][a-z0-9_]*)\[(?P<index>\d+)\]$")
 MAX_STRIP_ROUNDS = 8
+# Answers key (passed through like $comment) listing the fields the last autosave could not store.
+INVALID_KEY = "$invalid"
 
 
 @dataclass
@@ -209,14 +212,17 @@ class Panel:
     applications: list[dict[str, Any]]
     missing: list[dict[str, str]]
     needed: dict[str, list[str]]
+    redirects: list[dict[str, str]] = field(default_factory=list)
 
 
 def panel(defs: DefinitionSet, answers: dict[str, Any], *, missing_paths: list[str], case_number: str = "") -> Panel:
     """Applications with reasons (plain Japanese) and, per application, the answers it still lacks."""
     try:
         instances = determine(defs, answers, case_number=case_number)
+        redirects = [{"title": i.title, "note": i.redirect or ""}
+                     for i in redirected(defs, answers, case_number=case_number)]
     except Exception:  # half-typed answers must never break the screen; the panel just stays empty
-        instances = []
+        instances, redirects = [], []
     apps = [application_view(defs, inst) for inst in instances]
     needed: dict[str, list[str]] = {}
     for app in apps:
@@ -227,7 +233,7 @@ def panel(defs: DefinitionSet, answers: dict[str, Any], *, missing_paths: list[s
     for path, titles in needed.items():
         if path not in labels:
             missing.append({"path": path, "label": _label(defs, path) + "（" + "・".join(titles) + "）"})
-    return Panel(apps, missing, needed)
+    return Panel(apps, missing, needed, redirects)
 
 
 def _label(defs: DefinitionSet, concrete: str) -> str:
@@ -310,9 +316,14 @@ def autosave(
     raw = masking.merge_masked(raw, case.answers)
     # What the screen does not edit (the survey baseline, $comments) is carried over as it was.
     for key, value in case.answers.items():
-        if (key in PASSTHROUGH_KEYS or key.startswith("$")) and key not in raw:
+        if (key in PASSTHROUGH_KEYS or key == ROLES_KEY or key.startswith("$")) and key not in raw:
             raw[key] = value
     answers, errors = storable(defs, raw, today=today)
+    # What could not be stored is remembered (field and message, never the value): it blocks signing
+    # until corrected, so an invalid My Number cannot quietly vanish from the forms.
+    answers.pop(INVALID_KEY, None)
+    if errors:
+        answers[INVALID_KEY] = [{"field": e.field, "message": e.message} for e in errors]
     if answers == case.answers:
         if expected_version != case.version:
             # Nothing to store, but the tab is behind: it must load the newer version first.
@@ -343,6 +354,7 @@ class ReviewForm:
     title: str
     department: str
     lines: list[tuple[str, str]]
+    instance_id: str = ""
 
 
 def review(defs: DefinitionSet, case: Case) -> list[ReviewForm]:
@@ -362,11 +374,125 @@ def review(defs: DefinitionSet, case: Case) -> list[ReviewForm]:
             if cell.spec.kind == "my_number" or "個人番号" in (cell.spec.label or ""):
                 text = masking.mask_my_number(text.replace(" ", ""))
             lines.append((cell.spec.label or "", text))
-        out.append(ReviewForm(form.title, form.department_name, lines))
+        out.append(ReviewForm(form.title, form.department_name, lines, inst.instance_id))
     return out
 
 
+@dataclass
+class SummaryFact:
+    """One fact of the household as the resident checks it: label, shown value, and the field to fix it."""
+
+    label: str
+    value: str
+    anchor: str
+
+
+@dataclass
+class SummaryGroup:
+    """The facts of one screen section (or one household member)."""
+
+    title: str
+    facts: list[SummaryFact]
+
+
+def _shown(view: FieldView) -> str:
+    value = view.value
+    if view.kind == "address" and isinstance(value, dict):
+        main = "".join(str(value.get(k) or "") for k in ("prefecture", "city", "town", "block"))
+        building = f"　{value['building']}" if value.get("building") else ""
+        return f"〒{value.get('postal_code', '')}　{main}{building}"
+    if view.kind in ("choice", "multi_choice"):
+        labels = {c.value: c.label for c in view.choices}
+        items = value if isinstance(value, list) else [value]
+        return "・".join(labels.get(str(v), str(v)) for v in items)
+    if view.kind == "bool":
+        return "はい" if value is True else "いいえ"
+    if view.kind in ("date",) and isinstance(value, str):
+        from app.forms.wareki import format_wareki  # local: only the summary shows 和暦 here
+        day = dt.date.fromisoformat(value)
+        return format_wareki(day)
+    return view.text()
+
+
+def household_summary(defs: DefinitionSet, case: Case) -> list[SummaryGroup]:
+    """The whole household once: every answered question, each with a link back to its field."""
+    groups: list[SummaryGroup] = []
+    for section in build_screen(defs, case.answers):
+        if section.definition.repeat is None:
+            facts = [SummaryFact(f.definition.label, _shown(f), f.dom_id) for f in section.fields
+                     if f.value not in (None, "", []) and f.key not in ("life_events", "visit_date")]
+            if facts:
+                groups.append(SummaryGroup(section.definition.title, facts))
+            continue
+        for item in section.items:
+            facts = [SummaryFact(f.definition.label, _shown(f), f.dom_id) for f in item.fields
+                     if f.value not in (None, "", []) and f.key != "id"]
+            groups.append(SummaryGroup(item.title, facts))
+    return groups
+
+
 def check_complete(defs: DefinitionSet, case: Case, *, today: dt.date) -> list[dict[str, str]]:
-    """What still has to be answered before the resident can sign (empty when ready)."""
+    """What still has to be answered or settled before the resident can sign (empty when ready)."""
     result = validate_answers(defs, case.answers, today=today, draft=False)
-    return [{"field": e.field, "label": _label(defs, e.field), "message": e.message} for e in result.errors]
+    out = [{"field": e.field, "label": _label(defs, e.field), "message": e.message} for e in result.errors]
+    for item in case.answers.get(INVALID_KEY) or []:
+        if isinstance(item, dict) and isinstance(item.get("field"), str):
+            out.append({"field": item["field"], "label": _label(defs, item["field"]),
+                        "message": str(item.get("message") or "正しくありません")})
+    for inst in list_applications(defs, case):
+        for problem in inst.roles.problems:
+            out.append({"field": f"roles.{inst.instance_id}", "label": inst.title, "message": problem})
+    for item in out:
+        # The link back to the field on the interview screen (the input's id, as FieldView.dom_id builds it).
+        item["anchor"] = "f-" + re.sub(r"[^a-z0-9_]+", "-", item["field"].lower()).strip("-")
+    return out
+
+
+@dataclass
+class RoleRow:
+    """One role on one form as the review shows it: who, who else may take it, and whether to confirm."""
+
+    instance_id: str
+    title: str
+    role_id: str
+    label: str
+    person_id: str | None
+    person_name: str
+    choices: list[tuple[str, str]]
+    to_confirm: bool
+    problem: str | None
+    signs: bool
+
+
+def role_rows(defs: DefinitionSet, case: Case) -> list[RoleRow]:
+    """Every role of every form of the visit, for the clerk to confirm or change."""
+    rows = []
+    for inst in list_applications(defs, case):
+        for a in inst.roles.assignments:
+            rows.append(RoleRow(inst.instance_id, inst.title, a.role_id, a.label, a.person_id, a.person_name,
+                                [(c.id, c.name) for c in a.choices], a.to_confirm, a.problem, a.signs))
+    return rows
+
+
+def redirect_notes(defs: DefinitionSet, case: Case) -> list[dict[str, str]]:
+    """Applications the resident makes elsewhere, with the note to give them (e.g. 公務員の児童手当)."""
+    return [{"title": i.title, "note": i.redirect or ""} for i in redirected(defs, case.answers,
+                                                                            case_number=case.case_number)]
+
+
+def choose_role(
+    session: Session, *, defs: DefinitionSet, case: Case, instance_id: str, role_id: str, person: str, user: User,
+    today: dt.date,
+) -> Case:
+    """Record the clerk's choice for one role of one form (a member id, or "agent")."""
+    known = {(r.instance_id, r.role_id): r for r in role_rows(defs, case)}
+    row = known.get((instance_id, role_id))
+    if row is None:
+        raise ValidationFailed(details=[{"field": "role", "message": "この申請書にその役割はありません"}])
+    if person not in {c for c, _ in row.choices}:
+        raise ValidationFailed(details=[{"field": f"roles.{instance_id}.{role_id}",
+                                         "message": f"この方は{row.label}になれません"}])
+    answers = copy.deepcopy(case.answers)
+    answers.setdefault(ROLES_KEY, {}).setdefault(instance_id, {})[role_id] = person
+    return cases.update_answers(session, defs=defs, case_id=case.id, answers=answers, expected_version=case.version,
+                                user=user, today=today, draft=True)

@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound, ValidationFailed
+from app.forms.calibration import render_calibration
 from app.forms.determine import Instance, determine
+from app.forms.expr import as_date
 from app.forms.fonts import load_fonts
 from app.forms.loader import DefinitionSet
-from app.forms.mapping import resolve_all, resolve_form, survey_totals, writing_saved
+from app.forms.mapping import resolve_all, resolve_form, resolve_overlay, survey_totals, writing_saved
+from app.forms.print_checks import print_warnings
 from app.forms.render import RenderOptions, render_bundle, render_form
-from app.forms.signature_image import SignatureImageError, check_signature_png, usable_signature
 from app.models import Case, User, utcnow
+from app.services import signatures
 from app.services.cases import get_case_or_raise, record_event
 
-# Stored signatures are re-checked before drawing with a generous bound (the setting may have shrunk).
-_STORED_SIGNATURE_MAX = 16 * 1024 * 1024
 SURVEY_HEADINGS = {"name": "name_written", "address": "address_written", "birth_date": "birth_date_written",
                    "phone": "phone_written"}
 
@@ -41,6 +42,7 @@ def application_view(defs: DefinitionSet, inst: Instance) -> dict[str, Any]:
     """An instance as the API shows it."""
     app = inst.application
     dep = defs.departments[app.department]
+    late = inst.deadline_passed(as_date(inst.scope.get("visit_date")))
     return {
         "id": inst.instance_id,
         "application_id": inst.application_id,
@@ -56,14 +58,33 @@ def application_view(defs: DefinitionSet, inst: Instance) -> dict[str, Any]:
         "fee": app.fee,
         "after": list(app.after),
         "missing": [{"path": m.path, "label": m.label} for m in inst.missing],
+        "deadline_passed": late,
+        "late_note": (_late_note(inst) if late else None),
+        "roles": [{"role": a.role_id, "label": a.label, "person_id": a.person_id, "name": a.person_name,
+                   "chosen": a.chosen, "to_confirm": a.to_confirm, "signs": a.signs, "problem": a.problem}
+                  for a in inst.roles.assignments],
+        "signer": inst.signer_id,
+        "overlay": app.overlay is not None,
     }
 
 
+def _late_note(inst: Instance) -> str:
+    deadline = inst.application.deadline
+    assert deadline is not None and inst.deadline is not None
+    text = f"期限（{inst.deadline:%Y-%m-%d}、{deadline.text}）を過ぎています。"
+    return text + (deadline.late or "遅れた理由を確認し、担当課に伝えてください。")
+
+
+def print_warnings_view(case: Case) -> list[dict[str, str]]:
+    """What the clerk must confirm before printing (e.g. a variant character no font draws)."""
+    return [{"field": w.path, "text": w.text, "message": w.message} for w in print_warnings(case.answers, load_fonts())]
+
+
 def _options(case: Case, *, city_name: str, defs: DefinitionSet, qr: str) -> RenderOptions:
+    # No one signature for all forms: each form gets its own signer's signature (signatures.form_signatures).
     return RenderOptions(
         fonts=load_fonts(),
         qr_url=qr,
-        signature_png=usable_signature(case.signature_png, max_bytes=_STORED_SIGNATURE_MAX),
         city_name=city_name,
         generated_label=f"書かない窓口で作成　定義 {defs.fingerprint[:8]}",
     )
@@ -79,10 +100,36 @@ def render_instance_pdf(
     if inst is None:
         raise NotFound("この案件にはその申請書はありません")
     form = resolve_form(defs, inst, case_number=case.case_number)
+    form = replace(form, signature=signatures.form_signatures(session, case, [inst]).get(inst.instance_id))
     options = _options(case, city_name=city_name, defs=defs, qr=f"kakanai:{case.case_number}:{instance_id}")
     pdf = render_form(form, options).pdf
     record_event(session, case, "form_printed", actor=actor, data={"instance": instance_id})
     return Pdf(pdf, f"{case.case_number}_{instance_id}.pdf")
+
+
+def render_overlay_pdf(
+    session: Session, *, defs: DefinitionSet, case_id: str, instance_id: str, city_name: str,
+    offset_mm: tuple[float, float], preview: bool, actor: User | None = None,
+) -> Pdf:
+    """A form's values only, at the official positions, for the paper the resident brought (preview: on the blank)."""
+    case = get_case_or_raise(session, case_id)
+    inst = next((i for i in list_applications(defs, case) if i.instance_id == instance_id), None)
+    if inst is None:
+        raise NotFound("この案件にはその申請書はありません")
+    if inst.application.overlay is None:
+        raise NotFound("この申請書には用紙への印字（重ね印刷）がありません")
+    form = resolve_overlay(defs, inst, case_number=case.case_number, on_template=preview)
+    options = replace(_options(case, city_name=city_name, defs=defs, qr=f"kakanai:{case.case_number}:{instance_id}"),
+                      printer_offset_mm=offset_mm)
+    pdf = render_form(form, options).pdf
+    record_event(session, case, "form_printed", actor=actor, data={"instance": instance_id, "overlay": not preview})
+    return Pdf(pdf, f"{case.case_number}_{instance_id}_{'preview' if preview else 'overlay'}.pdf")
+
+
+def calibration_pdf(*, offset_mm: tuple[float, float], printer: str) -> Pdf:
+    """The printer calibration page (A3 landscape, the 出生届 sheet's size)."""
+    return Pdf(render_calibration(load_fonts(), size_mm=(420.0, 297.0), offset_mm=offset_mm, printer=printer),
+               "calibration.pdf")
 
 
 def render_bundle_pdf(
@@ -94,7 +141,9 @@ def render_bundle_pdf(
     if not instances:
         raise ValidationFailed("この聞き取り内容では作成する申請書がありません",
                                details=[{"field": "life_events", "message": "手続きのきっかけを確認してください"}])
-    forms = resolve_all(defs, instances, case_number=case.case_number)
+    signed = signatures.form_signatures(session, case, instances)
+    forms = [replace(f, signature=signed.get(f.instance_id))
+             for f in resolve_all(defs, instances, case_number=case.case_number)]
     options = _options(case, city_name=city_name, defs=defs, qr=f"kakanai:{case.case_number}")
     visit = case.answers.get("visit_date") or ""
     cover = [("案件番号", case.case_number), ("整理券番号", f"{case.ticket_number:03d}"), ("来庁日", str(visit)),
@@ -104,16 +153,16 @@ def render_bundle_pdf(
     return Pdf(pdf, f"{case.case_number}_bundle.pdf")
 
 
-def store_signature(session: Session, *, case_id: str, png: bytes, max_bytes: int, actor: User | None) -> Case:
-    """Keep the resident's one signature; it is drawn on every form with a signature box."""
-    try:
-        check_signature_png(png, max_bytes=max_bytes)
-    except SignatureImageError as exc:
-        raise ValidationFailed(details=[{"field": "signature", "message": str(exc)}]) from None
+def store_signature(
+    session: Session, *, defs: DefinitionSet, case_id: str, png: bytes, max_bytes: int, actor: User | None,
+    signer: str | None = None,
+) -> Case:
+    """Keep one signer's signature; it is drawn only on the forms that person signs."""
     case = get_case_or_raise(session, case_id)
-    case.signature_png = png
-    case.signed_at = utcnow()
-    record_event(session, case, "signed", actor=actor)
+    signed = signatures.sign(session, defs=defs, case=case, png=png, max_bytes=max_bytes, actor=actor, signer=signer)
+    if case.signed_at is None:
+        case.signed_at = utcnow()
+    record_event(session, case, "signed", actor=actor, data={"forms": len(signed)})
     return case
 
 

@@ -3,7 +3,7 @@
 Policy (SECURITY.md): a visit whose last activity (created, updated, closed) is older than the
 retention period loses its personal data, whatever its status — a closed visit and an abandoned
 one alike. What is removed: the answers document (only `life_events` is kept, a category with no
-person in it), the signature image, the satisfaction comment and every free-text note (event
+person in it), the signature images, the satisfaction comment and every free-text note (event
 notes, step notes and reasons). What stays: the case row with its ticket and timestamps, every
 event (their `data` never holds personal data), routing steps, queue tickets, satisfaction scores
 and the audit log, so the visit-time metrics can still be computed.
@@ -19,10 +19,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import Engine, delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.models import Case, CaseEvent, RoutingStep, SatisfactionResponse, utcnow
+from app.models import Case, CaseEvent, RoutingStep, SatisfactionResponse, Signature, utcnow
 from app.services import audit
 
 ACTOR = "retention"
@@ -60,6 +60,8 @@ def purge_case(session: Session, case: Case, *, now: dt.datetime, reason: str) -
     life_events = case.answers.get("life_events") if isinstance(case.answers, dict) else None
     case.answers = {"life_events": list(life_events)} if isinstance(life_events, list) else {}
     case.signature_png = None
+    # Each signer's signature image (issue 12); which forms were signed (digests only) stays.
+    session.execute(delete(Signature).where(Signature.case_id == case.id).execution_options(synchronize_session=False))
     case.purged_at = now
     # A tablet still holding the old version must not write the data back: its save gets 409.
     case.version = case.version + 1
@@ -92,7 +94,7 @@ def purge(session: Session, *, older_than_days: int, dry_run: bool = False, now:
 
 
 # Every table a purge rewrites rows of (and so leaves old row versions in).
-PURGED_TABLES = ("cases", "case_events", "routing_steps", "satisfaction_responses")
+PURGED_TABLES = ("cases", "case_events", "routing_steps", "satisfaction_responses", "signatures")
 
 
 def scrub_storage(engine: Engine) -> None:

@@ -35,7 +35,7 @@ from app.forms.mapping import resolve_form
 from app.forms.slip_pdf import SlipDocument, SlipRow, render_slip
 from app.forms.wareki import format_wareki
 from app.models import Case, CaseEvent, RoutingStep, User, utcnow
-from app.services import departments
+from app.services import departments, signatures
 from app.services.cases import get_case_or_raise, record_event
 
 STEP_STATUSES = ("pending", "in_progress", "done", "needs_resident", "cancelled")
@@ -410,6 +410,12 @@ def exit_check(session: Session, *, defs: DefinitionSet, case: Case) -> list[dic
             applications=titles))
     if case.signed_at is None and any(i.application.needs_signature for i in instances):
         missed.append(_missed("unsigned", "本人の署名がまだありません"))
+    elif case.signed_at is not None:
+        # One signature per signer: a form whose signer has not signed (or whose signature a later
+        # change voided) is not finished, even when someone else signed their own forms.
+        for form in signatures.unsigned_forms(session, defs, case):
+            missed.append(_missed("unsigned_form", f"「{form['title']}」に{form['signer']}さんの署名がありません",
+                                  instance=form["instance_id"], applications=[form["title"]]))
     printed, bundle = _printed(session, case)
     if not bundle:
         for inst in instances:

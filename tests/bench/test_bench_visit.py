@@ -52,7 +52,7 @@ def test_the_model_household_replays_through_the_service(baseline_run: visit.Res
     assert m["life_events"] == ["move_in", "childcare"] and m["forms"] == 8
     assert not m["open"] and m["tickets"] == 1 and m["counters_visited"] == 1 and m["pamphlets"] == 1
     assert m["staff"] == 2  # the reception clerk who issued the ticket, the one-stop clerk
-    assert m["writing"]["name"] == {"prefilled": 35, "by_hand": 1}  # the one signature
+    assert m["writing"]["name"] == {"prefilled": 36, "by_hand": 1}  # the one signature
     assert all(m["writing"][k]["by_hand"] == 0 for k in ("address", "birth_date", "phone"))
     assert set(m["back_office_minutes"]) == {"shimin", "kodomo", "hoiku", "gakumu", "kenko"}
     # The stored events carry the simulated day, not the machine's clock.

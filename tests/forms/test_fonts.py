@@ -275,10 +275,15 @@ def test_sequence_only_in_other_font(fontset: FontSet, ipamj: TTFont, ipaexg: TT
         pytest.skip("font versions differ from the ones this test was written for")
     assert ex[default_key] == ipaexg.getBestCmap()[0x845B], "E0101 is a default sequence in IPAex"
 
-    borrowed, default = drawn_glyphs(render(fontset, [("葛\U000e0100", ROLE_NAME), ("葛\U000e0101", ROLE_NAME)]))
+    borrowed, default = drawn_glyphs(render(fontset, [("葛\U000e0100", ROLE_TEXT), ("葛\U000e0101", ROLE_NAME)]))
     assert "IPAexGothic" in borrowed.base_font
     assert borrowed.outline == outline(ipaexg, ex[variant_key])
     assert borrowed.text == "葛\U000e0100"
+    # In a name the same glyph comes from IPAmj's equivalent Moji_Joho sequence: one typeface per name.
+    (same,) = drawn_glyphs(render(fontset, [("葛\U000e0100", ROLE_NAME)]))
+    assert "IPAmjMincho" in same.base_font
+    assert same.outline == outline(ipamj, mj[(0x845B, 0xE0102)])
+    assert same.text == "葛\U000e0100"
     assert "IPAmjMincho" in default.base_font
     assert default.outline == outline(ipamj, ipamj.getBestCmap()[0x845B])
     assert default.text == "葛\U000e0101"

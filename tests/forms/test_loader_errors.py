@@ -76,8 +76,8 @@ CASES: list[tuple[str, str, str]] = [
      f"{F}:12: layout.sections.0.rows.0.cells.0.source: 聞き取り項目にないデータを参照しています: head.blood_type"),
     ("unknown transform", GOOD_APP.replace("transform: full_name", "transform: fullname"),
      f"{F}:12: layout.sections.0.rows.0.cells.0.transform: 未知の変換です: fullname（使えるもの: account_type, "
-     "address, address_with_postal, age, digits, full_name, full_name_kana, hiragana, insurance, kana, "
-     "postal, relationship, seireki, sex, wareki, wareki_short, yen, yes_no）"),
+     "address, address_with_postal, age, country, country_or_text, digits, full_name, full_name_kana, hiragana, insurance, kana, "
+     "occupation, postal, register_name, relationship, seireki, sex, wareki, wareki_short, yen, yes_no）"),
     ("bad kind", GOOD_APP.replace("kind: name}", "kind: nickname}"),
      f"{F}:12: layout.sections.0.rows.0.cells.0.kind: 次のいずれかを指定してください: 'name', 'kana', "
      "'address', 'birth_date', 'date', 'phone', 'my_number', 'postal_code', 'bank', 'text', 'check', "
@@ -144,4 +144,4 @@ def test_bad_file_name_and_interview_errors(tmp_path: Path) -> None:
     (root / "interview.yaml").write_text(interview.replace("kind: phone", "kind: telephone"), encoding="utf-8")
     lines = _report(root)
     assert any(line.startswith("applications/Bad-Name.yaml:1: (root): ファイル名") for line in lines)
-    assert any(line.startswith("interview.yaml:") and "sections.2.fields.1.kind" in line for line in lines)
+    assert any(line.startswith("interview.yaml:") and "sections.1.fields.7.kind" in line for line in lines)

@@ -22,7 +22,7 @@ from app.errors import Conflict, NotFound, ValidationFailed
 from app.forms.determine import determine
 from app.forms.loader import DefinitionSet
 from app.models import ApiToken, Case, CaseEvent, RoutingStep, User, utcnow
-from app.services import auth, cases, routing
+from app.services import auth, cases, documents, routing
 from app.services.definitions import DefinitionRegistry
 
 DAY = dt.date(2026, 4, 6)
@@ -51,6 +51,14 @@ def _user(db: Session, department: str) -> User:
 
 def _case(db: Session, defs: DefinitionSet, answers: dict[str, Any], office: str) -> Case:
     return cases.create_case(db, defs=defs, answers=answers, user=None, office=office, today=DAY)
+
+
+def _sign(db: Session, defs: DefinitionSet, case: Case) -> None:
+    """The household's signer (the head) signs on the tablet: every form they sign gets the signature."""
+    pil = pytest.importorskip("PIL.Image")
+    buf = io.BytesIO()
+    pil.new("RGB", (60, 20), (0, 0, 0)).save(buf, "PNG")
+    documents.store_signature(db, defs=defs, case_id=case.id, png=buf.getvalue(), max_bytes=1 << 20, actor=None)
 
 
 def _by_dept(steps: list[RoutingStep]) -> dict[str, RoutingStep]:
@@ -307,7 +315,7 @@ def test_exit_check_lists_open_steps_and_close_succeeds_when_done(db: Session, d
     missed = routing.exit_check(db, defs=defs, case=case)
     assert [m["kind"] for m in missed][:1] == ["no_slip"]
     steps = routing.build_slip(db, defs=defs, case=case, actor=None)
-    case.signed_at = utcnow()
+    _sign(db, defs, case)
     cases.record_event(db, case, events.BUNDLE_PRINTED, data={"forms": 8})
     for step in steps:
         if step.department_id != "hoiku":
@@ -335,7 +343,7 @@ def test_exit_check_wants_a_signature_and_prints_after_the_last_change(db: Sessi
         _finish(db, defs, step)
     kinds = {m["kind"] for m in routing.exit_check(db, defs=defs, case=case)}
     assert kinds == {"unsigned", "not_printed"}
-    case.signed_at = utcnow()
+    _sign(db, defs, case)
     for inst in determine(defs, model_case):
         cases.record_event(db, case, events.FORM_PRINTED, data={"instance": inst.instance_id})
     assert routing.exit_check(db, defs=defs, case=case) == []

@@ -166,6 +166,8 @@
     } catch (e) { /* storage full or disabled: the server copy still holds the last save */ }
   }
   function forget() { try { localStorage.removeItem(storeKey); } catch (e) { /* ignore */ } }
+  // Leaving the visit (logout, closing it) takes the unsaved draft with it: nothing personal stays behind.
+  document.querySelectorAll("form[action='/logout'], form[action$='/close']").forEach((f) => f.addEventListener("submit", forget));
   function setState(text, cls) { stateEl.textContent = text; stateEl.className = "save-state " + (cls || ""); }
   function announce(text) { setState(text, "warn"); }
 
@@ -264,6 +266,7 @@
       el.classList.remove("has-error");
       el.querySelectorAll("[aria-invalid]").forEach((i) => i.removeAttribute("aria-invalid"));
       const e = el.querySelector(".error"); if (e) e.textContent = "";
+      delete el.dataset.serverError;
     });
     const general = [];
     (errors || []).forEach((err) => {
@@ -271,6 +274,7 @@
       if (!el) { general.push(err.message); return; }
       el.hidden = false;
       el.classList.add("has-error");
+      el.dataset.serverError = "1";  // the page's own checks never overwrite what the server said
       const msg = el.querySelector(".error");
       if (msg) msg.textContent = msg.textContent ? msg.textContent + " " + err.message : err.message;
       const part = err.field.slice(el.dataset.path.length + 1);
@@ -379,6 +383,7 @@
       if (v && !v.startsWith("*")) {
         const bad = v.length === 12 && !myNumberOk(v) ? "個人番号の検査用数字（最後の1桁）が正しくありません。番号を確かめてください"
           : v.length > 12 || /\D/.test(v) ? "個人番号は12桁の数字です" : "";
+        if (!bad && el.dataset.serverError) return;  // keep the server's error until the server clears it
         msg.textContent = bad;
         el.classList.toggle("has-error", !!bad);
         if (bad) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
@@ -473,6 +478,35 @@
   });
   window.addEventListener("online", () => { if (editCount !== savedEdit) save(); });
   window.addEventListener("beforeunload", () => { if (editCount !== savedEdit && !discarding) remember(); });
+
+  // ---- 「世帯主と同じ」: copy the head's surname, furigana, insurance … into another member --------------
+  const SAME_AS_HEAD = ["family_name", "family_name_kana", "nationality", "health_insurance", "honseki", "hittousha"];
+  function headItem(item) {
+    const items = Array.from(item.parentElement.querySelectorAll(":scope > .item"));
+    return items.find((it) => it !== item && it.querySelector(".field[data-key=relationship] input[value=head]:checked"));
+  }
+  function addSameAsHead(item) {
+    SAME_AS_HEAD.forEach((key) => {
+      const el = item.querySelector(".field[data-key=" + key + "]");
+      if (!el || el.querySelector(".same-as-head")) return;
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "button small secondary same-as-head";
+      button.textContent = "世帯主と同じ";
+      button.addEventListener("click", () => {
+        const head = headItem(item);
+        const from = head && head.querySelector(".field[data-key=" + key + "]");
+        if (!from) { announce("先に世帯主を選んでください"); return; }
+        setFieldValue(el, fieldValue(from));
+        edited();
+      });
+      (el.querySelector(".label-row") || el.querySelector("legend") || el).appendChild(button);
+    });
+  }
+  form.querySelectorAll(".items > .item").forEach(addSameAsHead);
+  new MutationObserver((records) => records.forEach((r) => r.addedNodes.forEach((n) => {
+    if (n.nodeType === 1 && n.classList.contains("item")) addSameAsHead(n);
+  }))).observe(form, { childList: true, subtree: true });
 
   // ---- start: restore what this tablet had not saved yet ------------------------------------------
   form.querySelectorAll(".field[data-kind=date]").forEach((el) => showDatePreview(el));

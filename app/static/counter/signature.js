@@ -1,4 +1,4 @@
-// The signature pad: the resident signs once with a finger or pen; the PNG goes on every form.
+// The signature pad: each signer signs once with a finger or pen; the PNG goes only on that person's forms.
 "use strict";
 (function () {
   const box = document.getElementById("sign");
@@ -47,7 +47,9 @@
     errorEl.textContent = "";
     canvas.toBlob(async (blob) => {
       try {
-        const res = await fetch("/counter/visits/" + box.dataset.case + "/signature", {
+        const who = document.getElementById("sign-signer");
+        const query = who && who.value ? "?signer=" + encodeURIComponent(who.value) : "";
+        const res = await fetch("/counter/visits/" + box.dataset.case + "/signature" + query, {
           method: "POST", body: blob, credentials: "same-origin",
           headers: { "Content-Type": "image/png", "X-CSRF-Token": box.dataset.csrf, "Accept": "application/json" },
         });
@@ -57,7 +59,8 @@
           saveBtn.disabled = false;
           return;
         }
-        window.location.href = body.next;
+        // Back to the review for the next signer: a new query string makes it a real page load.
+        window.location.href = body.next.replace("#sign", "?signed=" + Date.now() + "#sign");
       } catch (e) {
         errorEl.textContent = "通信できませんでした。もう一度「署名して申請書を作成する」を押してください";
         saveBtn.disabled = false;

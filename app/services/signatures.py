@@ -1,0 +1,168 @@
+"""One signature per signer: who must sign which forms, storing a signature, and voiding it after a change.
+
+Each form names its signer (届出人・申請者・請求者, or the 代理人) through its roles. A person draws once;
+the signature is used only on the forms that person signs. What each signed form printed is kept as a
+digest: when a later answer changes what a signed form prints, that form's signature is voided (the
+audit log and the case events record it) and the form waits for its signer again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.errors import ValidationFailed
+from app.forms.determine import Instance, determine
+from app.forms.loader import DefinitionSet
+from app.forms.mapping import printed_digest, resolve_form
+from app.forms.roles import AGENT, agent_person, person_name
+from app.forms.signature_image import SignatureImageError, check_signature_png, usable_signature
+from app.models import Case, CaseEvent, Signature, SignedForm, User, utcnow
+from app.services import audit
+
+SIGNATURE_VOIDED = "signature_voided"
+
+
+@dataclass
+class SignerView:
+    """A person who signs at this visit, the forms they sign, and which of those still wait for them."""
+
+    signer: str
+    name: str
+    forms: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+    signed: bool = False
+
+# Bound for re-checking stored signatures before they are drawn.
+_STORED_SIGNATURE_MAX = 16 * 1024 * 1024
+
+
+def signing_instances(defs: DefinitionSet, case: Case) -> list[Instance]:
+    """Forms of the case that need a signature."""
+    return [i for i in determine(defs, case.answers, case_number=case.case_number)
+            if i.application.needs_signature]
+
+
+def _name(case: Case, signer: str) -> str:
+    if signer == AGENT:
+        return person_name(agent_person(case.answers)) + "（代理人）"
+    members = (case.answers.get("household") or {}).get("members") or []
+    return next((person_name(m) for m in members if m.get("id") == signer), signer)
+
+
+def _valid(session: Session, case: Case) -> dict[str, SignedForm]:
+    rows = session.scalars(select(SignedForm).where(SignedForm.case_id == case.id, SignedForm.voided_at.is_(None)))
+    return {row.instance_id: row for row in rows}
+
+
+def signers(session: Session, defs: DefinitionSet, case: Case) -> list[SignerView]:
+    """Everyone who signs at this visit, in the order their first form appears."""
+    valid = _valid(session, case)
+    signed = set(session.scalars(select(Signature.signer).where(Signature.case_id == case.id)))
+    views: dict[str, SignerView] = {}
+    for inst in signing_instances(defs, case):
+        signer = inst.signer_id
+        if signer is None:
+            continue
+        view = views.setdefault(signer, SignerView(signer, _name(case, signer), signed=signer in signed))
+        view.forms.append(inst.title)
+        row = valid.get(inst.instance_id)
+        if row is None or row.signer != signer:
+            view.waiting.append(inst.title)
+    return list(views.values())
+
+
+def unsigned_forms(session: Session, defs: DefinitionSet, case: Case) -> list[dict[str, str]]:
+    """Forms whose signer has not signed them (yet, or again after a change): the exit check lists them."""
+    valid = _valid(session, case)
+    out = []
+    for inst in signing_instances(defs, case):
+        row = valid.get(inst.instance_id)
+        if row is None or row.signer != inst.signer_id:
+            who = _name(case, inst.signer_id) if inst.signer_id else "（署名する方が決まっていません）"
+            out.append({"instance_id": inst.instance_id, "title": inst.title, "signer": who})
+    return out
+
+
+def sign(
+    session: Session, *, defs: DefinitionSet, case: Case, png: bytes, max_bytes: int, actor: User | None,
+    signer: str | None = None,
+) -> list[str]:
+    """Store one signer's signature and sign every form that person signs; returns their instance ids.
+
+    Without `signer` the first person still to sign is meant (the head for a household signing alone).
+    """
+    try:  # decoded in full, with size and dimension limits: a truncated image is refused here
+        check_signature_png(png, max_bytes=max_bytes)
+    except SignatureImageError as exc:
+        raise ValidationFailed(details=[{"field": "signature", "message": str(exc)}]) from None
+    people = signers(session, defs, case)
+    if signer is None:
+        pending = [p for p in people if p.waiting] or people
+        signer = pending[0].signer if pending else None
+    if signer is None or signer not in {p.signer for p in people}:
+        raise ValidationFailed(details=[{"field": "signer", "message": "この方が署名する申請書はありません"}])
+    now = utcnow()
+    row = session.scalar(select(Signature).where(Signature.case_id == case.id, Signature.signer == signer))
+    if row is None:
+        row = Signature(case_id=case.id, signer=signer)
+        session.add(row)
+    row.png = png
+    row.signed_at = now
+    existing = {r.instance_id: r for r in session.scalars(select(SignedForm).where(SignedForm.case_id == case.id))}
+    signed: list[str] = []
+    for inst in signing_instances(defs, case):
+        if inst.signer_id != signer:
+            continue
+        digest = printed_digest(resolve_form(defs, inst, case_number=case.case_number))
+        form = existing.get(inst.instance_id)
+        if form is None:
+            form = SignedForm(case_id=case.id, instance_id=inst.instance_id)
+            session.add(form)
+        form.signer, form.digest, form.signed_at, form.voided_at = signer, digest, now, None
+        signed.append(inst.instance_id)
+    session.flush()
+    return signed
+
+
+def void_changed(session: Session, *, defs: DefinitionSet, case: Case, actor: User | None) -> list[str]:
+    """Void the signature of every signed form whose printed values (or signer) changed; returns their ids."""
+    rows = list(session.scalars(select(SignedForm).where(SignedForm.case_id == case.id,
+                                                         SignedForm.voided_at.is_(None))))
+    if not rows:
+        return []
+    current = {i.instance_id: i for i in signing_instances(defs, case)}
+    voided: list[str] = []
+    now = utcnow()
+    for row in rows:
+        inst = current.get(row.instance_id)
+        if inst is not None and inst.signer_id == row.signer \
+                and printed_digest(resolve_form(defs, inst, case_number=case.case_number)) == row.digest:
+            continue
+        row.voided_at = now
+        voided.append(row.instance_id)
+        # Which form, never what changed: the values are personal data.
+        session.add(CaseEvent(case_id=case.id, kind=SIGNATURE_VOIDED, actor_id=actor.id if actor else None,
+                              data={"instance": row.instance_id}, at=now))
+        audit.record(session, action=audit.SIGNATURE_VOIDED, actor=actor, case_id=case.id,
+                     target=f"{row.instance_id} 署名無効（内容変更）")
+    return voided
+
+
+def form_signatures(session: Session, case: Case, instances: Sequence[Instance]) -> dict[str, bytes]:
+    """instance id → the PNG to print on that form: only valid signatures, by the form's own signer."""
+    valid = _valid(session, case)
+    pngs = {s.signer: s.png for s in session.scalars(select(Signature).where(Signature.case_id == case.id))}
+    out: dict[str, bytes] = {}
+    for inst in instances:
+        row = valid.get(inst.instance_id)
+        png = pngs.get(inst.signer_id) if row is not None and row.signer == inst.signer_id else None
+        # Stored signatures are re-checked before drawing (a generous bound: the setting may have shrunk);
+        # one that no longer decodes is left off the form rather than failing the PDF.
+        png = usable_signature(png, max_bytes=_STORED_SIGNATURE_MAX)
+        if png is not None:
+            out[inst.instance_id] = png
+    return out
