@@ -17,6 +17,7 @@ from app.forms.context import ALIASES, BUILTINS
 from app.forms.expr import FUNCTIONS, ExprError, compile_expr
 from app.forms.schema import (
     Application,
+    Calendar,
     Department,
     Departments,
     FormField,
@@ -63,6 +64,7 @@ class DefinitionSet:
     known_paths: frozenset[str]
     fingerprint: str
     templates: dict[str, bytes] = field(default_factory=dict)
+    calendar: Calendar = field(default_factory=Calendar)
 
     def application_order(self) -> list[str]:
         """Application ids in an order that respects every `after` constraint."""
@@ -253,7 +255,7 @@ def _check_application(
     departments: dict[str, Department] | None, templates: dict[str, bytes],
 ) -> None:
     problems = checker.problems
-    if departments is not None and app.department not in departments:
+    if departments is not None and app.department is not None and app.department not in departments:
         problems.append(Problem(smap.file, smap.line_of("department"), "department",
                                 f"departments.yaml にない課です: {app.department}"))
     scope: dict[str, str] = {}
@@ -266,6 +268,11 @@ def _check_application(
     checker.expr(app.instance_title, smap, "instance_title", scope)
     if app.deadline is not None:
         checker.expr(app.deadline.from_, smap, "deadline.from", scope)
+    if app.copies is not None:
+        checker.expr(app.copies.source, smap, "copies.source", scope)
+        if app.fee == 0:
+            problems.append(Problem(smap.file, smap.line_of("copies"), "copies",
+                                    "copies（通数）を指定したときは fee（1通の手数料）も指定してください"))
     for i, doc in enumerate(app.documents_to_bring):
         checker.expr(doc.when, smap, f"documents_to_bring.{i}.when", scope)
     if app.layout is not None:
@@ -359,9 +366,11 @@ def load_definitions(directory: Path | str) -> DefinitionSet:
                 checker.expr(fdef.ask_when, smap, f"{base}.ask_when", scope)
 
     departments: dict[str, Department] | None = None
+    calendar = Calendar()
     if (loaded := read("departments.yaml")) is not None:
         registry = _validate(Departments, loaded[0], loaded[1], problems)
         if registry is not None:
+            calendar = registry.calendar
             departments = {}
             for i, dep in enumerate(registry.departments):
                 if dep.id in departments:
@@ -419,6 +428,7 @@ def load_definitions(directory: Path | str) -> DefinitionSet:
         known_paths=known,
         fingerprint=digest.hexdigest(),
         templates=templates,
+        calendar=calendar,
     )
 
 
