@@ -94,9 +94,17 @@ _PYDANTIC_MESSAGES = {
 }
 
 
+_PATTERN_MESSAGES = {
+    "^https://": "https:// で始まるURLを指定してください",
+    "^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$": "月-日（例 12-29）の形で指定してください",
+}
+
+
 def _pydantic_message(err: dict[str, Any]) -> str:
     kind = err["type"]
     ctx = err.get("ctx") or {}
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") in _PATTERN_MESSAGES:
+        return _PATTERN_MESSAGES[ctx["pattern"]]
     if kind == "literal_error":
         return f"次のいずれかを指定してください: {ctx.get('expected', '')}"
     if kind == "value_error":
@@ -255,6 +263,7 @@ def _check_application(
     departments: dict[str, Department] | None, templates: dict[str, bytes],
 ) -> None:
     problems = checker.problems
+    _check_external(app, smap, problems)
     if departments is not None and app.department is not None and app.department not in departments:
         problems.append(Problem(smap.file, smap.line_of("department"), "department",
                                 f"departments.yaml にない課です: {app.department}"))
@@ -289,10 +298,31 @@ def _check_application(
                 _check_cells(cols, checker, smap, table_scope)
     if app.template is not None:
         _check_template(app, smap, checker, defs_dir, templates, scope)
-    if app.needs_signature and not any(c.style == "signature" for _, c, _ in _layout_cells(app)) \
+    if app.external is None and app.needs_signature and not any(c.style == "signature" for _, c, _ in _layout_cells(app)) \
             and not any(f.style == "signature" for f in app.fields):
         problems.append(Problem(smap.file, smap.line_of("needs_signature"), "needs_signature",
                                 "needs_signature が true ですが署名欄（style: signature）がありません"))
+
+
+def _check_external(app: Application, smap: SourceMap, problems: list[Problem]) -> None:
+    """A step outside the city hall has a place and no form; a city form has a department."""
+    def report(path: str, message: str) -> None:
+        problems.append(Problem(smap.file, smap.line_of(path), path, message))
+
+    if app.external is None:
+        if app.department is None:
+            report("department", "department（担当課）が必要です（市役所の外の手続きなら external を書きます）")
+        return
+    for key, present in (("layout", app.layout is not None), ("template", app.template is not None),
+                         ("fields", bool(app.fields))):
+        if present:
+            report(key, f"external（市役所の外の手続き）には {key} は書けません（様式を作りません）")
+    if app.department is not None:
+        report("department", "external（市役所の外の手続き）に department は書けません（場所は external.place に書きます）")
+    if app.needs_signature:
+        report("needs_signature", "external（市役所の外の手続き）では needs_signature: false にしてください（署名する様式がありません）")
+    if app.copies is not None:
+        report("copies", "external（市役所の外の手続き）に copies は書けません")
 
 
 def _check_template(

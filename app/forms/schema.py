@@ -348,18 +348,8 @@ class Application(Strict):
     def _layout_or_template(self) -> Application:
         if self.valid_from and self.valid_to and self.valid_from > self.valid_to:
             raise ValueError("valid_from が valid_to より後になっています")
-        if self.external is not None:
-            if self.template is not None or self.layout is not None or self.fields:
-                raise ValueError("external（市役所の外の手続き）には layout・template・fields は書けません（様式を作りません）")
-            if self.department is not None:
-                raise ValueError("external（市役所の外の手続き）に department は書けません（場所は external.place に書きます）")
-            if self.needs_signature:
-                raise ValueError("external（市役所の外の手続き）では needs_signature: false にしてください")
-            if self.copies is not None:
-                raise ValueError("external（市役所の外の手続き）に copies は書けません")
-            return self
-        if self.department is None:
-            raise ValueError("department（担当課）が必要です")
+        if self.external is not None or self.department is None:
+            return self  # external steps and a missing department are reported by the loader, with their lines
         if self.template is None and self.layout is None:
             raise ValueError("layout（様式の配置）か template（公式様式PDF）のどちらかが必要です")
         if self.template is not None and self.layout is not None:
