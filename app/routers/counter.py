@@ -348,9 +348,11 @@ def documents_page(request: Request, case_id: str, session: SessionDep, settings
     case = cases.get_case_or_raise(session, case_id)
     audit.record(session, action=audit.CASE_READ, actor=user, case_id=case.id, target="counter/documents", client=client)
     apps = [documents.application_view(defs, inst) for inst in documents.list_applications(defs, case)]
+    external = [documents.application_view(defs, inst) for inst in documents.list_external_steps(defs, case)]
     slip = _routing_slip(session, defs, case, user)
     return _page(request, "counter/documents.html", {
-        "case": case, "applications": apps, "slip": slip, "ticket": session.get(QueueTicket, case.id),
+        "case": case, "applications": apps, "external_steps": external, "slip": slip,
+        "fee_total": sum(a["fee_total"] for a in apps), "ticket": session.get(QueueTicket, case.id),
         "status_url": f"{settings.public_base_url.rstrip('/')}/q/{case.status_token}",
     })
 
@@ -380,6 +382,15 @@ def bundle(case_id: str, session: SessionDep, settings: SettingsDep, defs: Defin
     """Every form of the visit in one PDF (to print, or to download with ?download=1)."""
     pdf = documents.render_bundle_pdf(session, defs=defs, case_id=case_id, city_name=settings.city_name, actor=user)
     audit.record(session, action=audit.PDF_DOWNLOAD, actor=user, case_id=case_id, target="bundle", client=client)
+    return _pdf(pdf, download=download)
+
+
+@router.get("/counter/visits/{case_id}/handbook.pdf")
+def handbook(case_id: str, session: SessionDep, settings: SettingsDep, defs: DefinitionsDep, user: PageCounterUser,
+             client: ClientDep, download: bool = False) -> Response:
+    """The resident's handbook: every step in the city and outside it, with place and deadline."""
+    pdf = documents.render_handbook_pdf(session, defs=defs, case_id=case_id, city_name=settings.city_name, actor=user)
+    audit.record(session, action=audit.PDF_DOWNLOAD, actor=user, case_id=case_id, target="handbook", client=client)
     return _pdf(pdf, download=download)
 
 

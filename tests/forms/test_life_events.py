@@ -98,18 +98,18 @@ def test_certificates_charge_per_copy(defs: DefinitionSet) -> None:
 
 
 def test_death_deadlines_move_off_the_year_end_closing(defs: DefinitionSet) -> None:
-    # Died 2026-12-15: 14 days ends on 12/29 (closed) → 2027-01-04; 3 months 相続放棄 3/15; 4 months 準確定 4/15;
-    # 10 months 相続税 10/15; 相続登記 3 years ends on a Saturday → Monday.
+    # Died 2025-12-15: 14 days ends on 12/29 (closed; 1/1–1/3 closed, 1/4 a Sunday) → 2026-01-05;
+    # 3 months 相続放棄 ends on Sunday 3/15 → 3/16; 4 months 準確定 4/15; 10 months 相続税 10/15; 3 years 相続登記.
     inst = {i.application_id: i for i in determine(defs, _household("model_death"), include_external=True)}
-    assert inst["kaigo_soshitsu"].legal_deadline == dt.date(2026, 12, 29)
-    assert inst["kaigo_soshitsu"].deadline == dt.date(2027, 1, 4)
-    assert inst["ext_sozoku_hoki"].deadline == dt.date(2027, 3, 15)
-    assert inst["ext_jun_kakutei"].deadline == dt.date(2027, 4, 15)
-    assert inst["ext_sozokuzei"].deadline == dt.date(2027, 10, 15)
-    assert inst["ext_sozoku_toki"].legal_deadline == dt.date(2029, 12, 15)
-    assert inst["ext_sozoku_toki"].deadline == dt.date(2029, 12, 17)
-    # 時効 deadlines stay on the calendar day (open_day: false).
-    assert inst["sosaihi"].deadline == inst["sosaihi"].legal_deadline == dt.date(2028, 12, 18)
+    assert inst["kaigo_soshitsu"].legal_deadline == dt.date(2025, 12, 29)
+    assert inst["kaigo_soshitsu"].deadline == dt.date(2026, 1, 5)
+    assert inst["ext_sozoku_hoki"].legal_deadline == dt.date(2026, 3, 15)
+    assert inst["ext_sozoku_hoki"].deadline == dt.date(2026, 3, 16)
+    assert inst["ext_jun_kakutei"].deadline == dt.date(2026, 4, 15)
+    assert inst["ext_sozokuzei"].deadline == dt.date(2026, 10, 15)
+    assert inst["ext_sozoku_toki"].deadline == dt.date(2028, 12, 15)
+    # 時効 deadlines stay on the calendar day (open_day: false), even on a Saturday.
+    assert inst["sosaihi"].deadline == inst["sosaihi"].legal_deadline == dt.date(2027, 12, 18)
 
 
 def test_head_of_household_dying_with_family_brings_household_and_benefit_changes(defs: DefinitionSet) -> None:
