@@ -149,3 +149,15 @@ def test_sections_appear_by_life_event_and_nothing_is_asked_twice(defs: Definiti
     assert "lone_parent.is_lone_parent" in shown and "move.moved_on" in shown
     paths = [f.path for s in defs.interview.sections if not s.repeat for f in s.fields]
     assert len(paths) == len(set(paths))
+
+
+def test_bad_death_answers_get_field_level_japanese_errors(defs: DefinitionSet) -> None:
+    raw = _household("model_death")
+    raw["death"] = {**raw["death"], "member_id": "m9", "funeral_on": "2025-12-10"}
+    errors = {e.field: e.message for e in validate_answers(defs, raw, today=dt.date(2026, 1, 10)).errors}
+    assert errors == {"death.member_id": "世帯員の中にこの番号の方がいません",
+                      "death.funeral_on": "葬儀の日が亡くなった日より前になっています"}
+    same = _household("model_death")
+    same["death"] = {**same["death"], "heir_member_id": "m1"}
+    errors = {e.field: e.message for e in validate_answers(defs, same, today=dt.date(2026, 1, 10)).errors}
+    assert errors == {"death.heir_member_id": "亡くなった方とは別の方を選んでください"}
