@@ -7,6 +7,7 @@ from bench/households/; the pure engine only, no database.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -44,7 +45,8 @@ def _png(pdf: bytes, name: str, dpi: int = 60) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "in.pdf"
         src.write_bytes(pdf)
-        subprocess.run(["pdftoppm", "-r", str(dpi), "-png", "-singlefile", "-f", "1", "-l", "1", str(src),
+        pdftoppm = shutil.which("pdftoppm") or "pdftoppm"
+        subprocess.run([pdftoppm, "-r", str(dpi), "-png", "-singlefile", "-f", "1", "-l", "1", str(src),  # noqa: S603
                         str(OUT / name)], check=True)
 
 
