@@ -24,6 +24,7 @@ from app.routers import (
     board,
     counter,
     dashboard,
+    guide,
     health,
     resident,
     slip_pages,
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
     app.include_router(dashboard.router)
     app.include_router(api_queue.router)
     app.include_router(resident.router)
+    app.include_router(guide.router)
     app.include_router(board.router)
     return app
 

@@ -139,6 +139,8 @@ def today(request: Request, session: SessionDep, settings: SettingsDep, defs: De
     return _page(request, "counter/today.html", {"day": day, "visits": visits, "choices": _life_event_choices(defs),
                                                  "tz": ZoneInfo(settings.timezone), "waiting": waiting,
                                                  "desk": _desk(request, None),
+                                                 # The 手続きガイド's QR opens this page with the events ticked.
+                                                 "preselected": set(request.query_params.getlist("events")),
                                                  "nobody": request.query_params.get("nobody") == "1",
                                                  "closed": request.query_params.get("closed") == "1",
                                                  "city_name": settings.city_name, "office_name": settings.office_name})
