@@ -55,8 +55,8 @@ def test_bad_guide_input_is_ignored_not_an_error(client: TestClient) -> None:
 
 def test_the_qr_starts_the_counter_with_the_life_events_ticked(client: TestClient, db: Session) -> None:
     from app.routers.guide import guide as guide_service
-    from tests.routers.test_counter_pages import post_login_form
     from tests.conftest import make_user
+    from tests.routers.test_counter_pages import post_login_form
 
     answers = guide_service.GuideAnswers(events=("move_within", "divorce"), lone_parent=True)
     url = guide_service.counter_start_url("http://testserver", answers)
