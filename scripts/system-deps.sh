@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Debian packages the service and its tests need: Japanese fonts (IPAex, IPAmj明朝), poppler
-# (pdftotext/pdftoppm for PDF checks) and Chromium with its driver (browser tests).
+# (pdftotext/pdftoppm for PDF checks), Chromium with its driver (browser tests) and npm for the
+# browser tests' axe-core (installed by `npm ci --prefix tests/browser/js` at the end).
 set -euo pipefail
-PACKAGES=(fonts-ipaexfont fonts-ipamj-mincho poppler-utils chromium chromium-driver)
+PACKAGES=(fonts-ipaexfont fonts-ipamj-mincho poppler-utils chromium chromium-driver nodejs npm)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+install_axe() {
+  if [ ! -f tests/browser/js/node_modules/axe-core/axe.min.js ]; then
+    (cd "$(dirname "$0")/.." && npm ci --prefix tests/browser/js --no-audit --no-fund --silent)
+  fi
+}
 if [ ${#missing[@]} -eq 0 ]; then
+  (cd "$(dirname "$0")/.." && install_axe)
   exit 0
 fi
 SUDO=""
@@ -19,3 +26,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+(cd "$(dirname "$0")/.." && install_axe)

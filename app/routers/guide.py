@@ -33,17 +33,22 @@ EVENT_LABELS = {
 CHILD_BANDS = {"preschool": N_("小学校に入る前"), "school": N_("小学生・中学生"), "highschool": N_("高校生の年代")}
 
 
+def qr_code_svg(url: str) -> str:
+    """The QR code of a URL as inline SVG (deterministic: the same URL gives the same SVG)."""
+    return segno.make(url, error="m").svg_inline(scale=4, title="QR")
+
+
 @router.get("/guide", response_class=HTMLResponse)
 def guide_page(request: Request, settings: SettingsDep, defs: DefinitionsDep) -> Response:
     """Questions about the life event, then the procedures with counter, deadline and what to bring."""
     lang = language(request)
     answers = guide.parse_guide(request.query_params, request.query_params.getlist)
     steps = guide.guide_steps(defs, answers, local_today(settings))
-    qr_svg = ""
+    qr_svg = counter_url = ""
     if answers.events:
-        qr_svg = segno.make(guide.counter_start_url(settings.public_base_url, answers), error="m").svg_inline(
-            scale=4, title="QR")
+        counter_url = guide.counter_start_url(settings.public_base_url, answers)
+        qr_svg = qr_code_svg(counter_url)
     context = {**page_context(request, lang), "answers": answers, "steps": steps, "events": EVENT_LABELS, "bands": CHILD_BANDS,
-               "qr_svg": qr_svg, "query": answers.query(), "fee_total": sum(s["fee_total"] for s in steps)}
+               "qr_svg": qr_svg, "counter_url": counter_url, "query": answers.query(), "fee_total": sum(s["fee_total"] for s in steps)}
     response = get_templates().TemplateResponse(request, "guide/guide.html", context, headers=PRIVATE_HEADERS)
     return remember_language(request, response, lang)
