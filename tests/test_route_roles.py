@@ -38,6 +38,7 @@ RULES: list[tuple[str, str]] = [
     (r"/q/\{token\}(/.*)?", "public"),
     (r"/api/v1/status/\{token\}(/.*)?", "public"),
     (r"/board(/.*)?", "public"),
+    (r"/guide", "public"),  # the 手続きガイド: anonymous questions, nothing stored
     (r"/api/v1/auth/me", "staff"),
     (r"/api/v1/cases(/.*)?", "counter"),
     (r"/api/v1/queue(/.*)?", "counter"),
