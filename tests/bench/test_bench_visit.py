@@ -145,4 +145,4 @@ def test_a_day_with_every_life_event_reports_figures_per_life_event(fresh_db: st
         # Every life event's forms print names the resident would otherwise write.
         assert block["writing_saved"]["name"] > 0, kind
     table = visit.format_result(result)
-    assert "| life event | visits |" in table and "| death |" in table or "death" not in kinds
+    assert ("| life event | visits |" in table and "| death |" in table) or "death" not in kinds
