@@ -47,7 +47,7 @@ def test_death_documents_page_lists_external_steps_and_opens_the_handbook(live_s
     external = tablet.locator("#external-steps")
     assert external.is_visible()
     text = external.inner_text()
-    for words in ("家庭裁判所", "税務署", "法務局", "年金事務所"):
+    for words in ("家庭裁判所", "税務署", "法務局", "年金事務所", "令和8年3月16日まで"):
         assert words in text
     link = tablet.locator("#print-handbook")
     assert "おくやみハンドブック" in link.inner_text()
