@@ -9,6 +9,7 @@ Timeline of a visit, in the order it usually happens:
 - ``interview_ended``     staff finished the interview and moved to the review screen
 - ``signed``              the resident signed once on the tablet
 - ``form_printed`` / ``bundle_printed``  PDFs generated (data: instance / forms)
+- ``handbook_printed``    the resident's handbook (おくやみハンドブック) was generated (data: steps)
 - ``slip_created``        the routing slip was built (data: steps = number of steps)
 - ``ticket_called``       the queue called the ticket to a counter (data: counter, queue)
 - ``ticket_recalled`` / ``ticket_skipped`` / ``ticket_transferred`` (data: counter, queue, to)
@@ -30,6 +31,7 @@ INTERVIEW_ENDED = "interview_ended"
 SIGNED = "signed"
 FORM_PRINTED = "form_printed"
 BUNDLE_PRINTED = "bundle_printed"
+HANDBOOK_PRINTED = "handbook_printed"
 SLIP_CREATED = "slip_created"
 TICKET_CALLED = "ticket_called"
 TICKET_RECALLED = "ticket_recalled"

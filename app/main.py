@@ -30,6 +30,7 @@ from app.routers import (
     card_pages,
     counter,
     dashboard,
+    guide,
     health,
     resident,
     slip_pages,
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
     app.include_router(admin_pages.router)
     app.include_router(api_queue.router)
     app.include_router(resident.router)
+    app.include_router(guide.router)
     app.include_router(board.router)
     app.include_router(api_card.router)
     app.include_router(card_pages.router)

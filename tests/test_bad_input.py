@@ -185,7 +185,10 @@ def test_injection_strings_and_emoji_are_refused_clearly_or_stored_exactly(
             res = client.post("/api/v1/cases", json=doc, headers=counter_headers)
             if res.status_code == 422:
                 errors = _errors(res)
-                assert any(f == where or f.startswith(where) or f.endswith(path.rsplit(".", 1)[-1]) for f in errors), \
+                # An address the model household lacks (転出先, 相続人) gets only its building: the error may be
+                # about a missing part of that same address.
+                near = where.rsplit(".", 1)[0] if kind == "address" else where
+                assert any(f == where or f.startswith(near) or f.endswith(path.rsplit(".", 1)[-1]) for f in errors), \
                     (path, value, errors)
                 assert all(JAPANESE.search(m) for m in errors.values())
                 refused += 1

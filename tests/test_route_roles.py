@@ -40,6 +40,7 @@ RULES: list[tuple[str, str]] = [
     (r"/board(/.*)?", "public"),
     # The counter card bridge: its one credential is the visit's one-time pairing code (in the body).
     (r"/api/v1/card-readings(/.*)?", "public"),
+    (r"/guide", "public"),  # the 手続きガイド: anonymous questions, nothing stored
     (r"/api/v1/auth/me", "staff"),
     (r"/api/v1/cases(/.*)?", "counter"),
     (r"/api/v1/queue(/.*)?", "counter"),

@@ -35,7 +35,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from app.metrics.baseline import SURVEY_BASELINE
 from app.metrics.stats import Summary
@@ -49,6 +49,17 @@ ONE_STOP_PREFIX = "総合"
 NOT_TYPED = frozenset({"survey_baseline", "$comment", "visit_date", "id"})
 FROM_POSTAL_CODE = frozenset({"prefecture", "city", "town"})
 KINDS = ("family_childcare", "family", "couple", "single")
+# Kinds for the other life events: the fictional model households kept in bench/households/ (issue 14).
+LIFE_EVENT_KINDS = {
+    "move_out": "model_move_out_family.json", "move_within": "model_move_within_family.json",
+    "household_change": "model_household_change.json", "death": "model_death.json",
+    "marriage": "model_marriage.json", "divorce": "model_divorce_lone_parent.json",
+    "certificates": "model_certificates.json",
+}
+HOUSEHOLDS_DIR = Path(__file__).resolve().parents[2] / "bench" / "households"
+# Dates of a household that move with its visit day (kept at the same distance before the visit).
+SHIFTED_DATES = ("move.moved_on", "move_out.planned_on", "death.died_on", "death.funeral_on",
+                 "household_change.changed_on", "divorce.decided_on")
 # Fictional family names (kanji, katakana) for the day's households.
 FAMILY_NAMES = (("青木", "アオキ"), ("石川", "イシカワ"), ("上田", "ウエダ"), ("遠藤", "エンドウ"), ("大野", "オオノ"),
                 ("川口", "カワグチ"), ("木村", "キムラ"), ("小松", "コマツ"), ("坂本", "サカモト"), ("杉山", "スギヤマ"),
@@ -113,6 +124,14 @@ class DayModeAssumptions(_Strict):
     seed: int = 1
     mix: dict[str, float]
 
+    @field_validator("mix")
+    @classmethod
+    def _known_kinds(cls, mix: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(mix) - set(KINDS) - set(LIFE_EVENT_KINDS))
+        if unknown:
+            raise ValueError(f"unknown household kinds in mix: {', '.join(unknown)}")
+        return mix
+
 
 class Assumptions(_Strict):
     """bench/assumptions.yaml, validated."""
@@ -159,8 +178,27 @@ def fields_typed(answers: Any, key: str = "", parent: dict[str, Any] | None = No
     return 0 if answers is None or answers == "" else 1
 
 
+def life_event_household(kind: str, *, index: int, day: dt.date) -> dict[str, Any]:
+    """A fictional household of another life event (bench/households/), another family name, the day's dates."""
+    doc = json.loads((HOUSEHOLDS_DIR / LIFE_EVENT_KINDS[kind]).read_text(encoding="utf-8"))
+    doc.pop("$comment", None)
+    shift = day - dt.date.fromisoformat(doc["visit_date"])
+    doc["visit_date"] = day.isoformat()
+    for path in SHIFTED_DATES:
+        head, _, key = path.partition(".")
+        node = doc.get(head)
+        if isinstance(node, dict) and node.get(key):
+            node[key] = (dt.date.fromisoformat(node[key]) + shift).isoformat()
+    name, kana = FAMILY_NAMES[index % len(FAMILY_NAMES)]
+    for m in doc["household"]["members"]:
+        m["family_name"], m["family_name_kana"] = name, kana
+    return doc
+
+
 def variant(model: dict[str, Any], kind: str, *, index: int, day: dt.date) -> dict[str, Any]:
     """A fictional household derived from the model: fewer members, another family name, the day's dates."""
+    if kind in LIFE_EVENT_KINDS:
+        return life_event_household(kind, index=index, day=day)
     doc = copy.deepcopy(model)
     doc.pop("survey_baseline", None)
     doc.pop("$comment", None)
@@ -650,7 +688,7 @@ def _households(a: Assumptions, model: dict[str, Any], *, day_mode: bool, count:
     opens = dt.datetime.combine(day, OfficeHours.parse(a.day.office_hours, a.day.lunch_break, tz).opens, tz)
     last = dt.datetime.combine(day, a.day_mode.last_arrival, tz)
     span = (last - opens).total_seconds() / 60
-    kinds = [k for k in KINDS if a.day_mode.mix.get(k, 0) > 0]
+    kinds = [k for k in (*KINDS, *LIFE_EVENT_KINDS) if a.day_mode.mix.get(k, 0) > 0]
     weights = [a.day_mode.mix[k] for k in kinds]
     arrivals = sorted(rng.uniform(0, span) for _ in range(n))
     out = []
@@ -676,9 +714,24 @@ def _day_summary(api: Api, admin: str, day: dt.date, households: list[Household]
     def s(key: str) -> dict[str, Any]:
         return Summary.of(v[key] for v in closed).as_dict()
 
+    per_event: dict[str, list[dict[str, Any]]] = {}
+    for v in closed:
+        for event in v["life_events"]:
+            per_event.setdefault(event, []).append(v)
     return {"households": len(visits), "closed": len(closed),
             "wait_first": s("wait_first_minutes"), "waiting": s("waiting_minutes"), "service": s("service_minutes"),
-            "total": s("total_minutes"), "wait_estimate": {k: v for k, v in report["wait_estimate"].items() if k != "errors"}}
+            "total": s("total_minutes"), "wait_estimate": {k: v for k, v in report["wait_estimate"].items() if k != "errors"},
+            "per_life_event": {event: _event_block(vs) for event, vs in sorted(per_event.items())}}
+
+
+def _event_block(visits: list[dict[str, Any]]) -> dict[str, Any]:
+    """Minutes and writing saved of the closed visits of one life event."""
+    saved = {h: sum((v.get("writing") or {}).get(h, {}).get("prefilled", 0) for v in visits)
+             for h in ("name", "address", "birth_date", "phone")}
+    return {"visits": len(visits), "total": Summary.of(v["total_minutes"] for v in visits).as_dict(),
+            "waiting": Summary.of(v["waiting_minutes"] for v in visits).as_dict(),
+            "service": Summary.of(v["service_minutes"] for v in visits).as_dict(),
+            "writing_saved": {**saved, "total": sum(saved.values())}}
 
 
 ROWS = (
@@ -740,6 +793,15 @@ def format_result(r: Result) -> str:
         lines += ["", f"Wait estimate given with the ticket vs the real wait: {we.get('count')} tickets, absolute error "
                       f"median {_fmt(we.get('absolute_error', {}).get('median'))} min, p90 "
                       f"{_fmt(we.get('absolute_error', {}).get('p90'))} min, within 5 min {we.get('within_5_minutes')}."]
+        events = s.get("per_life_event") or {}
+        if events:
+            lines += ["", "| life event | visits | total median | total p90 | waiting median | with staff median "
+                          "| writing saved (name/address/birth/phone) |", "|---|---:|---:|---:|---:|---:|---:|"]
+            for event, b in events.items():
+                w = b["writing_saved"]
+                lines.append(f"| {event} | {b['visits']} | {_fmt(b['total']['median'])} | {_fmt(b['total']['p90'])} | "
+                             f"{_fmt(b['waiting']['median'])} | {_fmt(b['service']['median'])} | {w['total']} "
+                             f"({w['name']}/{w['address']}/{w['birth_date']}/{w['phone']}) |")
         kinds: dict[str, int] = {}
         for h in r.households:
             kinds[h["kind"]] = kinds.get(h["kind"], 0) + 1

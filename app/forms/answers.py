@@ -554,10 +554,19 @@ class _Validator:
             self.errors.append(FieldError(f"household.members[{heads[1]}].relationship", "世帯主は1人だけです"))
         elif not heads and members and not self.draft:
             self.errors.append(FieldError("household.members[0].relationship", "世帯主を1人選んでください"))
-        for ref in ("birth.child_member_id", "pregnancy.member_id"):
+        for ref in ("birth.child_member_id", "pregnancy.member_id", "death.member_id", "death.heir_member_id",
+                    "household_change.new_head_member_id", "marriage.name_changing_member_id",
+                    "divorce.leaving_member_id", "certificates.requester_member_id"):
             value = _get(out, ref)
             if value and value not in seen:
                 self.errors.append(FieldError(ref, "世帯員の中にこの番号の方がいません"))
+        died, heir = _get(out, "death.member_id"), _get(out, "death.heir_member_id")
+        if died and heir and died == heir:
+            self.errors.append(FieldError("death.heir_member_id", "亡くなった方とは別の方を選んでください"))
+        died_on = _get(out, "death.died_on")
+        funeral = _get(out, "death.funeral_on")
+        if died_on and funeral and funeral < died_on:
+            self.errors.append(FieldError("death.funeral_on", "葬儀の日が亡くなった日より前になっています"))
 
 
 def validate_answers(defs: DefinitionSet, raw: Any, *, today: dt.date, draft: bool = False) -> Validated:

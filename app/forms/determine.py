@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.forms.context import build_context
-from app.forms.expr import MISSING, Observation, as_date, compile_expr
+from app.forms.expr import MISSING, Observation, as_date, compile_expr, fn_add_months
+from app.forms.holidays import next_open_day
 from app.forms.loader import DefinitionSet
 from app.forms.roles import Roles, assign_roles
 from app.forms.schema import Application, FormField
@@ -48,8 +49,20 @@ class Instance:
     documents: tuple[str, ...]
     deadline: dt.date | None
     missing: tuple[MissingAnswer, ...] = field(default_factory=tuple)
+    legal_deadline: dt.date | None = None
+    copies: int = 1
     roles: Roles = field(default_factory=Roles)
     redirect: str | None = None  # no city form: the note says where the resident applies instead
+
+    @property
+    def external(self) -> bool:
+        """A step outside the city hall: listed with place and deadline, no form is printed."""
+        return self.application.external is not None
+
+    @property
+    def fee_total(self) -> int:
+        """The fee for this instance: the fee per copy times the copies asked for."""
+        return self.application.fee * self.copies
 
     def deadline_passed(self, visit_day: dt.date | None) -> bool:
         """Whether the visit comes after this form's deadline."""
@@ -82,7 +95,6 @@ def _scalar_values(observations: list[Observation]) -> dict[str, Any]:
 def _explain(text: str, ctx: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
     value, observations = compile_expr(text).explain(ctx)
     return value, _scalar_values(observations)
-
 
 
 
@@ -167,11 +179,35 @@ def _documents(app: Application, ctx: Mapping[str, Any]) -> tuple[str, ...]:
                  if d.when is None or compile_expr(d.when).evaluate(ctx))
 
 
-def _deadline(app: Application, ctx: Mapping[str, Any]) -> dt.date | None:
+def legal_deadline(app: Application, ctx: Mapping[str, Any]) -> dt.date | None:
+    """The last day the law gives, counted from the date in the answers (not moved off closed days)."""
     if app.deadline is None:
         return None
     start = as_date(compile_expr(app.deadline.from_).evaluate(ctx))
-    return start + dt.timedelta(days=app.deadline.within_days) if start else None
+    if start is None:
+        return None
+    if app.deadline.within_months is not None:
+        return as_date(fn_add_months(start, app.deadline.within_months))
+    return start + dt.timedelta(days=app.deadline.within_days or 0)
+
+
+def _deadlines(defs: DefinitionSet, app: Application, ctx: Mapping[str, Any]) -> dict[str, Any]:
+    legal = legal_deadline(app, ctx)
+    shifted = legal
+    if legal is not None and app.deadline is not None and app.deadline.open_day:
+        shifted = next_open_day(legal, defs.calendar)
+    return {"deadline": shifted, "legal_deadline": legal}
+
+
+def _copies(app: Application, ctx: Mapping[str, Any]) -> int:
+    if app.copies is None:
+        return 1
+    value = compile_expr(app.copies.source).evaluate(ctx)
+    try:
+        number = int(value) if value not in (None, MISSING, "") else 0
+    except (TypeError, ValueError):
+        number = 0
+    return max(0, min(number, app.copies.max))
 
 
 def _title(app: Application, ctx: Mapping[str, Any], expr: str | None) -> str:
@@ -184,7 +220,7 @@ def _title(app: Application, ctx: Mapping[str, Any], expr: str | None) -> str:
 
 def _instance(
     defs: DefinitionSet, app_id: str, app: Application, answers: Mapping[str, Any], scope: dict[str, Any],
-    *, instance_id: str, title: str, member_id: str | None, reasons: list[Reason],
+    *, instance_id: str, title: str, member_id: str | None, reasons: list[Reason], copies: int,
 ) -> Instance:
     roles = assign_roles(app, scope, answers, instance_id)
     scope = {**scope, **roles.bound}
@@ -192,7 +228,8 @@ def _instance(
     return Instance(
         instance_id=instance_id, application_id=app_id, application=app, title=title, member_id=member_id,
         scope=scope, reasons=tuple(reasons), documents=_documents(app, scope) + roles.documents,
-        deadline=_deadline(app, scope), missing=_missing(defs, app, scope), roles=roles, redirect=redirect,
+        missing=_missing(defs, app, scope), roles=roles, redirect=redirect, copies=copies,
+        **_deadlines(defs, app, scope),
     )
 
 
@@ -201,21 +238,33 @@ def _truthy(expr: str, scope: Mapping[str, Any]) -> bool:
     return bool(value) and value is not MISSING
 
 
-def determine_all(defs: DefinitionSet, answers: Mapping[str, Any], *, case_number: str = "") -> list[Instance]:
-    """Every application instance the answers call for, redirected ones (no city form) included."""
+def determine_all(
+    defs: DefinitionSet, answers: Mapping[str, Any], *, case_number: str = "", include_external: bool = False,
+) -> list[Instance]:
+    """Every application instance the answers call for, redirected ones (no city form) included.
+
+    Steps outside the city hall (`external`) are left out unless asked for: no form, no routing step.
+    A certificate request asked for zero copies does not apply.
+    """
     ctx = build_context(answers, case_number=case_number)
     visit_day = as_date(answers.get("visit_date"))
     out: list[Instance] = []
     for app_id in defs.application_order():
         app = defs.applications[app_id]
+        if app.external is not None and not include_external:
+            continue
         if not _valid_on(app, visit_day):
             continue
         reasons = _applies(app, ctx)
         if reasons is None:
             continue
+        copies = _copies(app, ctx)
+        if copies == 0:
+            continue
         if app.for_each is None:
             out.append(_instance(defs, app_id, app, answers, ctx, instance_id=app_id,
-                                 title=_title(app, ctx, app.instance_title), member_id=None, reasons=reasons))
+                                 title=_title(app, ctx, app.instance_title), member_id=None, reasons=reasons,
+                                 copies=copies))
             continue
         items = compile_expr(app.for_each.in_).evaluate(ctx)
         for index, item in enumerate(items if isinstance(items, list) else []):
@@ -230,13 +279,17 @@ def determine_all(defs: DefinitionSet, answers: Mapping[str, Any], *, case_numbe
             key = str(member_id) if member_id else str(index + 1)
             out.append(_instance(defs, app_id, app, answers, scope, instance_id=f"{app_id}-{key}",
                                  title=_title(app, scope, app.instance_title or app.for_each.title),
-                                 member_id=member_id, reasons=item_reasons))
+                                 member_id=member_id, reasons=item_reasons, copies=_copies(app, scope)))
     return out
 
 
-def determine(defs: DefinitionSet, answers: Mapping[str, Any], *, case_number: str = "") -> list[Instance]:
-    """The application forms the answers call for, in an order that respects `after`."""
-    return [i for i in determine_all(defs, answers, case_number=case_number) if i.redirect is None]
+def determine(
+    defs: DefinitionSet, answers: Mapping[str, Any], *, case_number: str = "", include_external: bool = False,
+) -> list[Instance]:
+    """The application forms (and, when asked, steps outside the city hall) the answers call for, in an
+    order that respects `after`."""
+    return [i for i in determine_all(defs, answers, case_number=case_number, include_external=include_external)
+            if i.redirect is None]
 
 
 def redirected(defs: DefinitionSet, answers: Mapping[str, Any], *, case_number: str = "") -> list[Instance]:

@@ -19,6 +19,7 @@ from app.forms.context import ALIASES, BUILTINS, MEMBER
 from app.forms.expr import FUNCTIONS, STEP_BUDGET, ExprBudgetExceeded, ExprError, compile_expr
 from app.forms.schema import (
     Application,
+    Calendar,
     Department,
     Departments,
     FormField,
@@ -68,6 +69,7 @@ class DefinitionSet:
     known_paths: frozenset[str]
     fingerprint: str
     templates: dict[str, bytes] = field(default_factory=dict)
+    calendar: Calendar = field(default_factory=Calendar)
 
     def application_order(self) -> list[str]:
         """Application ids in an order that respects every `after` constraint."""
@@ -97,9 +99,17 @@ _PYDANTIC_MESSAGES = {
 }
 
 
+_PATTERN_MESSAGES = {
+    "^https://": "https:// で始まるURLを指定してください",
+    "^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$": "月-日（例 12-29）の形で指定してください",
+}
+
+
 def _pydantic_message(err: dict[str, Any]) -> str:
     kind = err["type"]
     ctx = err.get("ctx") or {}
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") in _PATTERN_MESSAGES:
+        return _PATTERN_MESSAGES[ctx["pattern"]]
     if kind == "literal_error":
         return f"次のいずれかを指定してください: {str(ctx.get('expected', '')).replace(' or ', ', ')}"
     if kind == "value_error":
@@ -344,7 +354,8 @@ def _check_application(
     departments: dict[str, Department] | None, templates: dict[str, bytes],
 ) -> None:
     problems = checker.problems
-    if departments is not None and app.department not in departments:
+    _check_external(app, smap, problems)
+    if departments is not None and app.department is not None and app.department not in departments:
         problems.append(Problem(smap.file, smap.line_of("department"), "department",
                                 f"departments.yaml にない課です: {app.department}"))
     scope: dict[str, str] = {}
@@ -367,6 +378,11 @@ def _check_application(
         checker.expr(redirect.if_, smap, f"redirect.{i}.if", scope)
     if app.deadline is not None:
         checker.expr(app.deadline.from_, smap, "deadline.from", scope)
+    if app.copies is not None:
+        checker.expr(app.copies.source, smap, "copies.source", scope)
+        if app.fee == 0:
+            problems.append(Problem(smap.file, smap.line_of("copies"), "copies",
+                                    "copies（通数）を指定したときは fee（1通の手数料）も指定してください"))
     for i, doc in enumerate(app.documents_to_bring):
         checker.expr(doc.when, smap, f"documents_to_bring.{i}.when", scope)
     if app.layout is not None:
@@ -386,10 +402,31 @@ def _check_application(
     if app.overlay is not None:
         _check_template(app, smap, checker, defs_dir, templates, scope, template=app.overlay.template,
                         fields=app.overlay.fields, prefix="overlay.")
-    if app.needs_signature and not any(c.style == "signature" for _, c, _ in _layout_cells(app)) \
+    if app.external is None and app.needs_signature and not any(c.style == "signature" for _, c, _ in _layout_cells(app)) \
             and not any(f.style == "signature" for f in app.fields):
         problems.append(Problem(smap.file, smap.line_of("needs_signature"), "needs_signature",
                                 "needs_signature が true ですが署名欄（style: signature）がありません"))
+
+
+def _check_external(app: Application, smap: SourceMap, problems: list[Problem]) -> None:
+    """A step outside the city hall has a place and no form; a city form has a department."""
+    def report(path: str, message: str) -> None:
+        problems.append(Problem(smap.file, smap.line_of(path), path, message))
+
+    if app.external is None:
+        if app.department is None:
+            report("department", "department（担当課）が必要です（市役所の外の手続きなら external を書きます）")
+        return
+    for key, present in (("layout", app.layout is not None), ("template", app.template is not None),
+                         ("fields", bool(app.fields))):
+        if present:
+            report(key, f"external（市役所の外の手続き）には {key} は書けません（様式を作りません）")
+    if app.department is not None:
+        report("department", "external（市役所の外の手続き）に department は書けません（場所は external.place に書きます）")
+    if app.needs_signature:
+        report("needs_signature", "external（市役所の外の手続き）では needs_signature: false にしてください（署名する様式がありません）")
+    if app.copies is not None:
+        report("copies", "external（市役所の外の手続き）に copies は書けません")
 
 
 def _check_template(
@@ -470,9 +507,11 @@ def load_definitions(directory: Path | str) -> DefinitionSet:
                 checker.expr(fdef.ask_when, smap, f"{base}.ask_when", scope)
 
     departments: dict[str, Department] | None = None
+    calendar = Calendar()
     if (loaded := read("departments.yaml")) is not None:
         registry = _validate(Departments, loaded[0], loaded[1], problems)
         if registry is not None:
+            calendar = registry.calendar
             departments = {}
             for i, dep in enumerate(registry.departments):
                 if dep.id in departments:
@@ -530,6 +569,7 @@ def load_definitions(directory: Path | str) -> DefinitionSet:
         known_paths=known,
         fingerprint=digest.hexdigest(),
         templates=templates,
+        calendar=calendar,
     )
 
 

@@ -116,10 +116,24 @@ class Department(Strict):
     phone: str | None = None
 
 
+MonthDay = Annotated[str, Field(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
+DEFAULT_CLOSED_DAYS = ("12-29", "12-30", "12-31", "01-01", "01-02", "01-03")
+
+
+class Calendar(Strict):
+    """The days the city hall is closed, besides national holidays (地方自治法 第4条の2)."""
+
+    closed_weekdays: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
+        default_factory=lambda: ["sat", "sun"])
+    closed_days: list[MonthDay] = Field(default_factory=lambda: list(DEFAULT_CLOSED_DAYS))
+    national_holidays_closed: bool = True
+
+
 class Departments(Strict):
-    """The registry of departments."""
+    """The registry of departments, and the office calendar deadlines are moved onto."""
 
     departments: list[Department] = Field(min_length=1)
+    calendar: Calendar = Field(default_factory=Calendar)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,14 +163,26 @@ class ForEach(Strict):
 
 
 class Deadline(Strict):
-    """A deadline counted from a date in the answers (e.g. 14 days from moving in)."""
+    """A deadline counted from a date in the answers (14 days from moving in, 3 months from a death).
 
-    within_days: int = Field(ge=0, le=3650)
+    A deadline that falls on a day the office is closed moves to the next open day (地方自治法 第4条の2
+    第4項); `open_day: false` keeps it on the calendar day (e.g. 相続放棄 counted by the court).
+    """
+
+    within_days: int | None = Field(default=None, ge=0, le=3650)
+    within_months: int | None = Field(default=None, ge=1, le=120)
     from_: str = Field(alias="from")
     text: str
     late: str | None = None  # what follows when the deadline has passed (shown to the clerk)
+    open_day: bool = True
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_length(self) -> Deadline:
+        if (self.within_days is None) == (self.within_months is None):
+            raise ValueError("within_days（日数）か within_months（月数）のどちらか一方を指定してください")
+        return self
 
 
 class RoleSpec(Strict):
@@ -188,6 +214,21 @@ class Redirect(Strict):
     note: str
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Copies(Strict):
+    """How many copies a certificate request asks for; the fee is charged per copy."""
+
+    source: str
+    max: int = Field(default=20, ge=1, le=100)
+
+
+class External(Strict):
+    """A step outside the city hall (年金事務所, 法務局, 税務署, banks): listed with place and deadline, no form."""
+
+    place: str
+    how: str
+    url: str | None = Field(default=None, pattern=r"^https://")
 
 
 class Document(Strict):
@@ -336,7 +377,7 @@ class Application(Strict):
 
     title: str
     short_title: str | None = None
-    department: Identifier
+    department: Identifier | None = None
     legal_basis: str
     valid_from: dt.date | None = None
     valid_to: dt.date | None = None
@@ -346,6 +387,8 @@ class Application(Strict):
     after: list[Identifier] = Field(default_factory=list)
     documents_to_bring: list[Document] = Field(default_factory=list)
     fee: int = Field(default=0, ge=0)
+    copies: Copies | None = None
+    external: External | None = None
     deadline: Deadline | None = None
     needs_signature: bool = True
     roles: list[RoleSpec] = Field(default_factory=list)
@@ -372,6 +415,8 @@ class Application(Strict):
     def _layout_or_template(self) -> Application:
         if self.valid_from and self.valid_to and self.valid_from > self.valid_to:
             raise ValueError("valid_from が valid_to より後になっています")
+        if self.external is not None or self.department is None:
+            return self  # external steps and a missing department are reported by the loader, with their lines
         if self.template is None and self.layout is None:
             raise ValueError("layout（様式の配置）か template（公式様式PDF）のどちらかが必要です")
         if self.template is not None and self.layout is not None:

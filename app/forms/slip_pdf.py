@@ -66,6 +66,7 @@ class SlipDocument:
     notes: tuple[str, ...] = ()
     generated_label: str = ""
     title: str = "回付票"
+    fee_total: int = 0
 
 
 _NO_START = frozenset("、。，．,.）)」』】〕〉》］]｝}・：；:;！？!?ー…々ぁぃぅぇぉっゃゅょァィゥェォッャュョ")
@@ -208,6 +209,8 @@ class _Painter:
             self.text(c, info_x, box_top - 9 * mm, f"来庁日　　{doc.visit_date}", 11)
         stages = len({r.stage for r in doc.rows})
         self.text(c, info_x, box_top - 16 * mm, f"手続き　　{len(doc.rows)} 課（{stages} 段階）", 11)
+        if doc.fee_total:
+            self.text(c, info_x, box_top - 23 * mm, f"手数料　　合計 {doc.fee_total:,}円", 11)
 
         url_top = box_top - box_h - 4 * mm
         self.text(c, left, url_top, "スマートフォンで右上の QR コードを読み取ると、順番・進み具合・お越しいただく窓口が分かります。", 8.5)

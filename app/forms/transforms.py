@@ -215,6 +215,14 @@ def yes_no(value: Any, ctx: Mapping[str, Any]) -> str:
     return ""
 
 
+KINSHIP = {"spouse": "配偶者", "child": "子", "parent": "父母", "sibling": "兄弟姉妹", "other": "その他"}
+
+
+def kinship(value: Any, ctx: Mapping[str, Any]) -> str:
+    """An heir's relationship to the deceased (spouse, child, ...) → 配偶者, 子, ...."""
+    return KINSHIP.get(str(value), str(value)) if _present(value) else ""
+
+
 TRANSFORMS: dict[str, Transform] = {
     "wareki": wareki,
     "wareki_short": wareki_short,
@@ -238,6 +246,7 @@ TRANSFORMS: dict[str, Transform] = {
     "occupation": occupation,
     "country_or_text": country_or_text,
     "register_name": register_name,
+    "kinship": kinship,
 }
 
 

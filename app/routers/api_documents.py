@@ -56,6 +56,16 @@ def bundle_pdf(case_id: str, session: SessionDep, settings: SettingsDep, defs: D
     return _pdf(pdf, defs.fingerprint)
 
 
+@router.get("/handbook.pdf", responses=PDF_RESPONSE, response_class=Response,
+            summary="手続きハンドブック（おくやみハンドブック）（PDF）")
+def handbook_pdf(case_id: str, session: SessionDep, settings: SettingsDep, defs: DefinitionsDep,
+                 user: CounterUser, client: ClientDep) -> Response:
+    """Every step of the visit, in the city and outside it, with place and deadline."""
+    pdf = documents.render_handbook_pdf(session, defs=defs, case_id=case_id, city_name=settings.city_name, actor=user)
+    audit.record(session, action=audit.PDF_DOWNLOAD, actor=user, case_id=case_id, target="handbook.pdf", client=client)
+    return _pdf(pdf, defs.fingerprint)
+
+
 @router.put("/signature", status_code=204, responses=ERRORS, summary="署名（PNG）を登録する",
             openapi_extra={"requestBody": {"content": {"image/png": {"schema": {"type": "string",
                                                                                 "format": "binary"}}},

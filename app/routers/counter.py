@@ -167,6 +167,8 @@ def today(request: Request, session: SessionDep, settings: SettingsDep, defs: De
     return _page(request, "counter/today.html", {"day": day, "visits": visits, "choices": _life_event_choices(defs),
                                                  "tz": ZoneInfo(settings.timezone), "waiting": waiting,
                                                  "desk": _desk(request, None),
+                                                 # The 手続きガイド's QR opens this page with the events ticked.
+                                                 "preselected": set(request.query_params.getlist("events")),
                                                  "nobody": request.query_params.get("nobody") == "1",
                                                  "closed": request.query_params.get("closed") == "1",
                                                  "planned": [planned_visits.summary(p) for p in planned_visits.list_planned(
@@ -405,9 +407,11 @@ def documents_page(request: Request, case_id: str, session: SessionDep, settings
     case = cases.get_case_or_raise(session, case_id)
     audit.record(session, action=audit.CASE_READ, actor=user, case_id=case.id, target="counter/documents", client=client)
     apps = [documents.application_view(defs, inst) for inst in documents.list_applications(defs, case)]
+    external = [documents.application_view(defs, inst) for inst in documents.list_external_steps(defs, case)]
     slip = _routing_slip(session, defs, case, user)
     return _page(request, "counter/documents.html", {
-        "case": case, "applications": apps, "slip": slip, "ticket": session.get(QueueTicket, case.id),
+        "case": case, "applications": apps, "external_steps": external, "slip": slip,
+        "fee_total": sum(a["fee_total"] for a in apps), "ticket": session.get(QueueTicket, case.id),
         "status_url": f"{settings.public_base_url.rstrip('/')}/q/{case.status_token}",
     })
 
@@ -459,6 +463,15 @@ def calibration(settings: SettingsDep, user: PageCounterUser,
     """The printer calibration page for the overlay print mode."""
     offset = settings.printer_offsets.get(printer, (0.0, 0.0))
     return _pdf(documents.calibration_pdf(offset_mm=offset, printer=printer), download=False)
+
+
+@router.get("/counter/visits/{case_id}/handbook.pdf")
+def handbook(case_id: str, session: SessionDep, settings: SettingsDep, defs: DefinitionsDep, user: PageCounterUser,
+             client: ClientDep, download: bool = False) -> Response:
+    """The resident's handbook: every step in the city and outside it, with place and deadline."""
+    pdf = documents.render_handbook_pdf(session, defs=defs, case_id=case_id, city_name=settings.city_name, actor=user)
+    audit.record(session, action=audit.PDF_DOWNLOAD, actor=user, case_id=case_id, target="handbook", client=client)
+    return _pdf(pdf, download=download)
 
 
 @router.get("/counter/visits/{case_id}/forms/{instance_id}.pdf")

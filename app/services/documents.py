@@ -8,11 +8,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app import events
 from app.errors import NotFound, ValidationFailed
 from app.forms.calibration import render_calibration
 from app.forms.determine import Instance, determine
 from app.forms.expr import as_date
 from app.forms.fonts import load_fonts
+from app.forms.handbook import build_handbook
+from app.forms.handbook_pdf import render_handbook
 from app.forms.loader import DefinitionSet
 from app.forms.mapping import resolve_all, resolve_form, resolve_overlay, survey_totals, writing_saved
 from app.forms.print_checks import print_warnings
@@ -41,14 +44,14 @@ def list_applications(defs: DefinitionSet, case: Case) -> list[Instance]:
 def application_view(defs: DefinitionSet, inst: Instance) -> dict[str, Any]:
     """An instance as the API shows it."""
     app = inst.application
-    dep = defs.departments[app.department]
+    dep = defs.departments.get(app.department or "")
     late = inst.deadline_passed(as_date(inst.scope.get("visit_date")))
     return {
         "id": inst.instance_id,
         "application_id": inst.application_id,
         "title": inst.title,
         "department": app.department,
-        "department_name": dep.name,
+        "department_name": dep.name if dep else (app.external.place if app.external else ""),
         "legal_basis": app.legal_basis,
         "member_id": inst.member_id,
         "reasons": [{"reason": r.reason, "condition": r.condition, "values": r.values} for r in inst.reasons],
@@ -56,6 +59,10 @@ def application_view(defs: DefinitionSet, inst: Instance) -> dict[str, Any]:
         "deadline": inst.deadline.isoformat() if inst.deadline else None,
         "deadline_text": app.deadline.text if app.deadline else None,
         "fee": app.fee,
+        "copies": inst.copies,
+        "fee_total": inst.fee_total,
+        "legal_deadline": inst.legal_deadline.isoformat() if inst.legal_deadline else None,
+        "external": inst.external,
         "after": list(app.after),
         "missing": [{"path": m.path, "label": m.label} for m in inst.missing],
         "deadline_passed": late,
@@ -151,6 +158,26 @@ def render_bundle_pdf(
     pdf = render_bundle(forms, options, cover_title="申請書一式（書かない窓口）", cover_lines=cover)
     record_event(session, case, "bundle_printed", actor=actor, data={"forms": len(forms)})
     return Pdf(pdf, f"{case.case_number}_bundle.pdf")
+
+
+def list_external_steps(defs: DefinitionSet, case: Case) -> list[Instance]:
+    """Steps outside the city hall (年金事務所, 法務局, 税務署, banks) the answers call for: no form, no slip step."""
+    return [i for i in determine(defs, case.answers, case_number=case.case_number, include_external=True)
+            if i.external]
+
+
+def render_handbook_pdf(
+    session: Session, *, defs: DefinitionSet, case_id: str, city_name: str, actor: User | None = None,
+) -> Pdf:
+    """The personal handbook (おくやみハンドブック for a death): every step, in the city and outside, with deadlines."""
+    case = get_case_or_raise(session, case_id)
+    handbook = build_handbook(defs, case.answers, case_number=case.case_number, city_name=city_name)
+    if not handbook.steps:
+        raise ValidationFailed("この聞き取り内容では案内する手続きがありません",
+                               details=[{"field": "life_events", "message": "手続きのきっかけを確認してください"}])
+    pdf = render_handbook(handbook, load_fonts())
+    record_event(session, case, events.HANDBOOK_PRINTED, actor=actor, data={"steps": len(handbook.steps)})
+    return Pdf(pdf, f"{case.case_number}_handbook.pdf")
 
 
 def store_signature(

@@ -237,6 +237,16 @@ def _block(rows: Sequence[VisitRow]) -> dict[str, Any]:
     }
 
 
+def _writing_saved(rows: Iterable[VisitRow]) -> dict[str, int]:
+    """Fields printed for the residents instead of written by hand, by heading, and their sum (per life event)."""
+    totals = {h: 0 for h in HEADINGS}
+    for r in rows:
+        if r.writing is not None:
+            for h in HEADINGS:
+                totals[h] += r.writing[h]["prefilled"]
+    return {**totals, "total": sum(totals.values())}
+
+
 def period_report(session: Session, *, defs: DefinitionSet, settings: Settings, start: dt.date, end: dt.date,
                   now: dt.datetime | None = None) -> dict[str, Any]:
     """Everything the dashboard shows (and exports) for a period, with today's block beside it."""
@@ -265,7 +275,9 @@ def period_report(session: Session, *, defs: DefinitionSet, settings: Settings, 
         "period": _block(rows),
         "per_day": {d.isoformat(): {"visits": len(vs), **stats.as_dicts(stats.summarise(vs))}
                     for d, vs in stats.by_day(closed, tz).items()},
-        "per_life_event": {k: {"visits": len(vs), **stats.as_dicts(stats.summarise(vs))} for k, vs in per_life.items()},
+        "per_life_event": {k: {"visits": len(vs), **stats.as_dicts(stats.summarise(vs)),
+                               "writing_saved": _writing_saved(r for r in rows if k in r.life_events and not r.figures.open)}
+                           for k, vs in per_life.items()},
         "per_department": stats.by_department(r.figures for r in rows),
         "stages": stats.as_dicts(stats.stage_summary(closed)),
         "wait_by_hour": {str(h): s.as_dict() for h, s in stats.wait_by_hour((r.figures for r in rows), tz).items()},
@@ -336,7 +348,9 @@ def report_csv(report: dict[str, Any]) -> str:
     for day, block in report["per_day"].items():
         summary_rows("per_day", day, {k: v for k, v in block.items() if k != "visits"})
     for life, block in report["per_life_event"].items():
-        summary_rows("per_life_event", life, {k: v for k, v in block.items() if k != "visits"})
+        summary_rows("per_life_event", life, {k: v for k, v in block.items() if k not in ("visits", "writing_saved")})
+        for heading, n in block["writing_saved"].items():
+            writer.writerow(["per_life_event_writing_saved", life, heading, n, "", "", "", "", ""])
     for dep, block in report["per_department"].items():
         summary_rows("per_department", dep, {"back_office": block["back_office"]})
     summary_rows("stages", "all", report["stages"])

@@ -746,6 +746,18 @@ def resident_url(base_url: str, case: Case) -> str:
     return f"{base_url.rstrip('/')}/q/{case.status_token}"
 
 
+def _external_notes(instances: Sequence[Instance]) -> tuple[str, ...]:
+    """Steps outside the city hall, printed under the table: place and deadline (no form, no check box)."""
+    notes = []
+    for inst in instances:
+        if not inst.external or inst.application.external is None:
+            continue
+        when = f"{format_wareki(inst.deadline)}まで" if inst.deadline else "期限なし"
+        app = inst.application
+        notes.append(f"市役所の外の手続き：{app.short_title or app.title}　{app.external.place}　{when}")
+    return tuple(notes)
+
+
 def render_slip_pdf(
     session: Session, *, defs: DefinitionSet, case_id: str, city_name: str, office_name: str, base_url: str,
 ) -> tuple[bytes, str]:
@@ -758,11 +770,15 @@ def render_slip_pdf(
     for s in steps:
         stage_sizes[s.stage] += 1
     rows = []
+    instances = determine(defs, case.answers, case_number=case.case_number, include_external=True)
+    copies = {i.instance_id: i.copies for i in instances if i.application.copies is not None}
     for s in steps:
         dep = defs.departments.get(s.department_id)
         counts: dict[str, int] = {}
         for iid in s.applications:
             label = application_label(defs, _instance_application(iid)[0])
+            if iid in copies:
+                label = f"{label}（{copies[iid]}通・交付）"
             counts[label] = counts.get(label, 0) + 1
         apps = tuple(f"{label}（{n}件）" if n > 1 else label for label, n in counts.items())
         place = dep.location if dep else ""
@@ -776,10 +792,11 @@ def render_slip_pdf(
         visit_text = format_wareki(dt.date.fromisoformat(str(visit))) if visit else ""
     except ValueError:
         visit_text = str(visit)
-    notes = tuple(n for s in steps for n in s.note.splitlines() if n)
+    notes = tuple(n for s in steps for n in s.note.splitlines() if n) + _external_notes(instances)
     doc = SlipDocument(
         city_name=city_name, office_name=office_name, case_number=case.case_number,
         ticket_label=f"{case.ticket_number:03d}", visit_date=visit_text, qr_url=resident_url(base_url, case),
         rows=tuple(rows), notes=notes, generated_label=f"書かない窓口で作成　定義 {defs.fingerprint[:8]}",
+        fee_total=sum(i.fee_total for i in instances if not i.external),
     )
     return render_slip(doc, load_fonts()), f"{case.case_number}_routing_slip.pdf"

@@ -129,3 +129,20 @@ def test_the_shipped_household_is_the_shared_model(model_case_raw: dict[str, Any
     assert json.loads(visit.DEFAULT_HOUSEHOLD.read_text(encoding="utf-8")) == model_case_raw
     assert model_case_raw["survey_baseline"] == {"$comment": model_case_raw["survey_baseline"]["$comment"],
                                                  **SURVEY_BASELINE}
+
+
+def test_a_day_with_every_life_event_reports_figures_per_life_event(fresh_db: str | None) -> None:
+    mix = {"single": 1, **{kind: 1 for kind in visit.LIFE_EVENT_KINDS}}
+    result = replay(fresh_db, {"day_mode.last_arrival": "11:00", "day_mode.mix": mix}, day_mode=True, households=12,
+                    counters=3, seed=7)
+    summary = result.day_summary or {}
+    per_event = summary["per_life_event"]
+    kinds = {h["kind"] for h in result.households}
+    assert kinds - {"single"}, kinds
+    for kind in kinds - {"single"}:
+        block = per_event[kind]
+        assert block["visits"] >= 1 and block["total"]["median"] > 0
+        # Every life event's forms print names the resident would otherwise write.
+        assert block["writing_saved"]["name"] > 0, kind
+    table = visit.format_result(result)
+    assert ("| life event | visits |" in table and "| death |" in table) or "death" not in kinds

@@ -163,6 +163,10 @@ def test_report_has_every_figure_the_dashboard_shows(client: TestClient, admin_h
     assert cmp["total_minutes"]["after_median"] == 75 and cmp["number_tickets"]["after_median"] == 1
     assert body["per_day"]["2026-04-06"]["visits"] == 2
     assert body["per_life_event"]["move_in"]["total"]["median"] == 75
+    # Writing saved per life event: both closed visits are move-ins, so it equals the period's prefilled names.
+    assert body["per_life_event"]["move_in"]["writing_saved"]["name"] == body["period"]["writing"]["name"]["prefilled_total"]
+    assert body["per_life_event"]["move_in"]["writing_saved"]["total"] == sum(
+        w["prefilled_total"] for w in body["period"]["writing"].values())
     assert body["per_department"]["shimin"]["steps"] == 2 and body["per_department"]["shimin"]["back_office"]["median"] == 17.5
     assert body["stages"]["wait_call"]["median"] == 10
     assert body["wait_by_hour"]["9"]["median"] == 10 and body["wait_by_hour"]["15"]["median"] == 15
