@@ -24,7 +24,9 @@ from app.routers import (
     board,
     counter,
     dashboard,
+    department,
     health,
+    reception,
     resident,
     slip_pages,
 )
@@ -83,6 +85,8 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
     app.include_router(api_queue.router)
     app.include_router(resident.router)
     app.include_router(board.router)
+    app.include_router(department.router)
+    app.include_router(reception.router)
     return app
 
 
