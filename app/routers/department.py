@@ -12,7 +12,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from app.deps import ClientDep, DefinitionsDep, PageDepartmentUser, SessionDep, SettingsDep
-from app.errors import AppError, Forbidden
+from app.errors import AppError, NotFound
 from app.forms.schema import Department
 from app.models import User
 from app.services import audit, department_desk, departments, documents, routing
@@ -93,7 +93,7 @@ def step_action(
     """One button of the screen; a refusal (another clerk was first, a field error) comes back on the page."""
     _scope(defs, user, department)
     if action not in department_desk.ACTIONS or not 1 <= step_id <= 2**31 - 1:
-        raise Forbidden("この操作はできません")
+        raise NotFound("この操作はありません")
     try:
         # A savepoint: a refused action leaves nothing half-done, and the page can still be read and shown.
         with session.begin_nested():

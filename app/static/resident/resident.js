@@ -49,6 +49,7 @@
     var steps = s.steps.map(function (step) {
       var later = step.status === "pending" && !step.startable;
       var li = el("li", "step step-" + step.status + (later ? " step-later" : ""));
+      li.setAttribute("data-department", step.department);
       li.appendChild(el("p", "dept", step.department_name));
       li.appendChild(el("p", "where", (step.location + " " + step.counters_text).trim()));
       li.appendChild(el("p", "badge", step.status_text));
