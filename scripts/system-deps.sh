@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the service and its tests need: Japanese fonts (IPAex, IPAmj明朝), poppler
-# (pdftotext/pdftoppm for PDF checks) and Chromium with its driver (browser tests).
+# (pdftotext/pdftoppm for PDF checks), Chromium with its driver (browser tests) and npm (axe-core for them).
 set -euo pipefail
-PACKAGES=(fonts-ipaexfont fonts-ipamj-mincho poppler-utils chromium chromium-driver)
+PACKAGES=(fonts-ipaexfont fonts-ipamj-mincho poppler-utils chromium chromium-driver nodejs npm)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -10,4 +10,6 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e ".[test]"
 .venv/bin/ruff check .
+# axe-core for the browser tests' accessibility checks (tests/browser/axe.py injects it into each page).
+(cd tests/browser/js && npm ci --no-audit --no-fund --silent)
 exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
