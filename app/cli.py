@@ -6,6 +6,7 @@ import argparse
 import secrets
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from app.settings import PROJECT_ROOT, Settings, get_settings
 
@@ -42,6 +43,26 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     print(f"OK: 申請書 {len(defs.applications)} 種類、課 {len(defs.departments)}、"
           f"聞き取り項目 {len(defs.fields)}（fingerprint {defs.fingerprint[:12]}）")
+    return _print_translation_coverage(defs)
+
+
+def _print_translation_coverage(defs: Any) -> int:
+    """Each language's share of the definition texts residents see (form_definitions/i18n/<lang>.yaml)."""
+    from app.forms import translations
+
+    try:
+        report = translations.coverage(defs, translations.load_catalogs(defs.directory))
+    except translations.TranslationFileError as exc:
+        print(f"i18n/{exc}")
+        return 1
+    print("住民向けの翻訳（申請書名・持ち物）:")
+    for lang, item in report.items():
+        share = 100 * item["translated"] // max(1, item["total"])
+        print(f"  {lang}: {item['translated']}/{item['total']}（{share}%）")
+        for missing in item["missing"]:
+            print(f"    未翻訳 {missing}")
+        for unused in item["unused"]:
+            print(f"    使われていない訳 {unused}")
     return 0
 
 

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from app import events
 from app.errors import Conflict, NotFound, ValidationFailed
+from app.forms import translations
 from app.forms.loader import DefinitionSet
 from app.i18n import N_
 from app.models import Case, QueueTicket, RoutingStep, SatisfactionResponse, utcnow
@@ -301,6 +302,7 @@ def _base(session: Session, defs: DefinitionSet, case_id: str, cache: StatusCach
             continue
         waiting_for = [d for d in step.depends_on or [] if d not in finished]
         names: list[str] = []
+        ids: list[str] = []
         for instance_id in step.applications or []:
             app_id = _application_id(defs, str(instance_id))
             if app_id is not None:
@@ -308,9 +310,11 @@ def _base(session: Session, defs: DefinitionSet, case_id: str, cache: StatusCach
                 title = app.short_title or app.title
                 if title not in names:
                     names.append(title)
+                    ids.append(app_id)
         step_rows.append({"department": step.department_id, "status": step.status, "stage": step.stage,
                           "counter": step.counter, "reason": step.resident_reason,
                           "applications": names or list(titles.get(step.department_id, [])),
+                          "application_ids": ids if names else [],
                           "waiting_for": waiting_for,
                           "ahead": _department_backlog(session, step) if step.status == "pending" and not waiting_for
                           else None})
@@ -499,7 +503,10 @@ def localize(status: dict[str, Any], *, defs: DefinitionSet, lang: str, gettext:
             "location": dep_location(step["department"]), "counters": counters,
             "counters_text": _("%(counters)s番窓口") % {"counters": "・".join(counters)} if counters else "",
             "status": state, "startable": state == "pending" and not waiting_for,
-            "status_text": state_text, "wait_text": detail, "applications": step["applications"],
+            "status_text": state_text, "wait_text": detail,
+            "applications": [translations.application_title(defs, lang, app_id, title) for app_id, title
+                             in zip(step.get("application_ids") or [], step["applications"], strict=False)]
+            or list(step["applications"]),
             "counter": step["counter"] if state == "needs_resident" else "",
         }
         steps.append(row)
@@ -545,9 +552,9 @@ def localize(status: dict[str, Any], *, defs: DefinitionSet, lang: str, gettext:
             dep_id = step["department"]
             items = document_groups.get(dep_id)
             if dep_id in open_deps and items and all(g["department"] != dep_id for g in groups):
-                groups.append({"department": dep_id, "title": dep_name(dep_id), "items": [_(t) for t in items]})
-    untranslated = lang not in ("ja", "ja-x-easy") and any(
-        _(t) == t for g in document_groups.values() for t in g if not t.startswith("key:"))
+                groups.append({"department": dep_id, "title": dep_name(dep_id),
+                               "items": [translations.document(defs, lang, t) for t in items]})
+    untranslated = any(translations.FALLBACK_MARK in item for g in groups for item in g["items"])
     out = {
         "lang": lang,
         "ticket": {

@@ -97,6 +97,15 @@ def test_phone_page_in_vietnamese_says_what_to_do(client: TestClient, db: Sessio
     assert texts["shimin"] != "終わりました" and all(not re.search(r"[ぁ-ん]", t) for t in texts.values())
     common = next(g for g in data["document_groups"] if g["department"] == "")
     assert common["items"][0].startswith("Giấy tờ tùy thân")
+    # Application titles and documents come from form_definitions/i18n/vi.yaml: nothing left in Japanese.
+    titles = {s["department"]: s["applications"] for s in data["steps"]}
+    assert "Trợ cấp nhi đồng" in titles["kodomo"] and "Thông báo chuyển đến" in titles["shimin"]
+    items = [i for g in data["document_groups"] for i in g["items"]]
+    assert items and not any(re.search(r"[ぁ-んァ-ヶ一-龯]", i) for i in items), items
+    assert data["documents_note"] == ""
+    # Korean has only the titles so far: the documents fall back to Japanese, visibly.
+    ko = client.get(f"/api/v1/status/{visit['token']}?lang=ko").json()
+    assert any(i.endswith("[日本語]") for g in ko["document_groups"] for i in g["items"]) and ko["documents_note"]
     html = client.get(f"/q/{visit['token']}?lang=vi").text
     assert data["headline"] in html and '<h1 id="ticket-heading">' in html
     assert_no_personal_data(html, model_case_raw)

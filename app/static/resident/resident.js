@@ -56,7 +56,7 @@
       if (step.wait_text) { li.appendChild(el("p", "step-wait", step.wait_text)); }
       if (step.applications.length) {
         var ul = el("ul", "apps");
-        step.applications.forEach(function (t) { var a = el("li", null, t); a.lang = "ja"; ul.appendChild(a); });
+        step.applications.forEach(function (t) { ul.appendChild(el("li", null, t)); });
         li.appendChild(ul);
       }
       return li;
