@@ -29,7 +29,7 @@ from app import events
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.forms import translations
 from app.forms.loader import DefinitionSet
-from app.i18n import N_
+from app.i18n import N_, furigana
 from app.models import Case, QueueTicket, RoutingStep, SatisfactionResponse, utcnow
 from app.services import queue as queue_service
 from app.services.cases import record_event
@@ -457,6 +457,7 @@ def localize(status: dict[str, Any], *, defs: DefinitionSet, lang: str, gettext:
         dep = deps.get(dep_id)
         return int(dep.service_minutes) if dep is not None and dep.service_minutes else 15
 
+    easy = lang == "ja-x-easy"
     q = status["queue"]
     wait = _minutes(q["estimated_wait_minutes"])
     ticket_text = _(TICKET_WORDS.get(q["status"], TICKET_WORDS[None]))
@@ -509,6 +510,8 @@ def localize(status: dict[str, Any], *, defs: DefinitionSet, lang: str, gettext:
             or list(step["applications"]),
             "counter": step["counter"] if state == "needs_resident" else "",
         }
+        if easy:
+            row["applications_html"] = [str(furigana.ruby(t)) for t in row["applications"]]
         steps.append(row)
         if state == "needs_resident":
             where = _("%(department)s（%(location)s）%(counter)s番窓口") % {
@@ -518,6 +521,8 @@ def localize(status: dict[str, Any], *, defs: DefinitionSet, lang: str, gettext:
             come_back.append({"department": step["department"], "department_name": row["department_name"],
                               "counter": counter, "location": row["location"], "where": where,
                               "reason": "。".join(_(part) for part in step["reason"].split("。"))})
+            if easy:
+                come_back[-1]["reason_html"] = str(furigana.ruby(come_back[-1]["reason"]))
     all_done = status["satisfaction"]["asked"]
     # One sentence: what to do now.
     if q["status"] == "called":
@@ -554,6 +559,9 @@ def localize(status: dict[str, Any], *, defs: DefinitionSet, lang: str, gettext:
             if dep_id in open_deps and items and all(g["department"] != dep_id for g in groups):
                 groups.append({"department": dep_id, "title": dep_name(dep_id),
                                "items": [translations.document(defs, lang, t) for t in items]})
+    if easy:  # やさしい日本語: readings over the kanji of the definitions' text (fugashi + unidic-lite)
+        for g in groups:
+            g["items_html"] = [str(furigana.ruby(item)) for item in g["items"]]
     untranslated = any(translations.FALLBACK_MARK in item for g in groups for item in g["items"])
     out = {
         "lang": lang,

@@ -122,3 +122,23 @@ def test_all_done_puts_the_satisfaction_question_first(client: TestClient, db: S
     res = client.post(f"/q/{visit['token']}/satisfaction", data={"score": "5"}, follow_redirects=True)
     assert res.status_code == 200
     assert res.text.index("ご回答ありがとうございました") < res.text.index('id="steps-title"')
+
+
+def test_easy_japanese_puts_furigana_over_the_definitions_text(client: TestClient, db: Session,
+                                                               visit: dict[str, Any]) -> None:
+    kodomo = db.scalar(select(RoutingStep).where(RoutingStep.case_id == visit["case_id"],
+                                                 RoutingStep.department_id == "kodomo"))
+    assert kodomo is not None
+    kodomo.status, kodomo.counter = "needs_resident", "8"
+    kodomo.resident_reason = "本人確認書類を確認させてください。口座<b>の確認"
+    db.commit()
+    data = client.get(f"/api/v1/status/{visit['token']}?lang=ja-x-easy").json()
+    shimin = next(s for s in data["steps"] if s["department"] == "shimin")
+    assert shimin["applications_html"][0] == "<ruby>転入<rt>てんにゅう</rt></ruby><ruby>届<rt>とどけ</rt></ruby>"
+    reason = data["come_back"][0]["reason_html"]
+    # The chosen phrase comes from the catalog (hiragana); the clerk's words get readings, and stay escaped.
+    assert "<ruby>口座<rt>こうざ</rt></ruby>&lt;b&gt;の<ruby>確認<rt>かくにん</rt></ruby>" in reason
+    common = next(g for g in data["document_groups"] if g["department"] == "")
+    assert "<ruby>" in common["items_html"][0] or "<ruby>" not in common["items"][0]
+    html = client.get(f"/q/{visit['token']}?lang=ja-x-easy").text
+    assert "<ruby>転入<rt>てんにゅう</rt></ruby>" in html and "<b>" not in html

@@ -40,7 +40,11 @@
     var back = s.come_back.map(function (item) {
       var li = el("li");
       li.appendChild(el("strong", null, item.where));
-      if (item.reason) { li.appendChild(el("span", "reason", item.reason)); }
+      if (item.reason) {
+        var r = el("span", "reason", item.reason);
+        if (item.reason_html) { r.innerHTML = item.reason_html; }
+        li.appendChild(r);
+      }
       return li;
     });
     replaceChildren(byId("come-back-list"), back);
@@ -56,7 +60,12 @@
       if (step.wait_text) { li.appendChild(el("p", "step-wait", step.wait_text)); }
       if (step.applications.length) {
         var ul = el("ul", "apps");
-        step.applications.forEach(function (t) { ul.appendChild(el("li", null, t)); });
+        step.applications.forEach(function (t, i) {
+          var a = el("li", null, t);
+          // Furigana (やさしい日本語) come as HTML the server built from escaped text.
+          if (step.applications_html) { a.innerHTML = step.applications_html[i]; }
+          ul.appendChild(a);
+        });
         li.appendChild(ul);
       }
       return li;
@@ -68,7 +77,11 @@
     (s.document_groups || []).forEach(function (g) {
       groups.push(el("h3", null, g.title));
       var ul = el("ul", "docs");
-      g.items.forEach(function (t) { ul.appendChild(el("li", null, t)); });
+      g.items.forEach(function (t, i) {
+        var li = el("li", null, t);
+        if (g.items_html) { li.innerHTML = g.items_html[i]; }
+        ul.appendChild(li);
+      });
       groups.push(ul);
     });
     replaceChildren(byId("documents-groups"), groups);
