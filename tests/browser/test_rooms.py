@@ -147,6 +147,14 @@ def test_department_clerk_claims_and_finishes_and_the_phone_changes(server: Live
         screenshot(desk2, "department_needs_resident")
         screenshot(phone, "phone_come_to_counter")
 
+        phone.goto(f"{server.url}/q/{token}?lang=vi")
+        expect(phone.locator("#headline")).to_have_text(
+            "Vui lòng đến Phòng Phúc lợi Trẻ em (Tòa nhà chính, tầng 2 (2F)), quầy số 8.")
+        screenshot(phone, "phone_vi")
+        phone.goto(f"{server.url}/q/{token}?lang=ja-x-easy")
+        expect(phone.locator("#come-back ruby").first).to_be_visible()
+        screenshot(phone, "phone_easy_japanese")
+
         # A refused action comes back on the page (a stale version), nothing half-done.
         res = desk2.request.post(f"{server.url}/department/kodomo/steps/{kodomo.id}/resume",
                                  form={"csrf_token": desk2.locator("input[name=csrf_token]").first.input_value(),
@@ -202,6 +210,17 @@ def test_a_department_call_appears_on_the_board(server: LiveServer, browser: Any
         with Session(server.engine) as s:
             ticket = s.get(QueueTicket, case_id)
             assert ticket is not None and ticket.status == "done"
+            for step in s.scalars(select(RoutingStep).where(RoutingStep.case_id == case_id)):
+                step.status = "done"
+            s.commit()
+        # Everything done: the page reloads itself with the satisfaction question at the top, in view.
+        expect(phone.locator("#headline")).to_have_text("手続きはすべて終わりました。お帰りいただけます")
+        expect(phone.locator("#satisfaction")).to_be_in_viewport()
+        expect(phone.locator("#documents")).to_be_hidden()
+        screenshot(phone, "phone_all_done")
+        phone.get_by_role("button", name=re.compile("^5")).click()
+        expect(phone.locator("#satisfaction h2")).to_have_text("ご回答ありがとうございました")
+        expect(phone.locator("#satisfaction h2")).to_be_in_viewport()
     finally:
         tv_ctx.close()
         tablet_ctx.close()
