@@ -254,6 +254,45 @@ def cmd_departments_token_revoke(args: argparse.Namespace, settings: Settings) -
     return 0
 
 
+def cmd_notify_keys(args: argparse.Namespace, settings: Settings) -> int:
+    """Print a new VAPID key pair for Web Push notices (settings KAKANAI_VAPID_*)."""
+    from app.services.notify import webpush
+
+    private, public = webpush.generate_keys()
+    print(f"KAKANAI_VAPID_PRIVATE_KEY={private}")
+    print(f"KAKANAI_VAPID_PUBLIC_KEY={public}")
+    return 0
+
+
+def cmd_notify_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Send the notices that became due, once or every --interval seconds."""
+    import time
+
+    from app.forms.loader import load_definitions
+    from app.services import notify
+    from app.services.notify.channels import from_settings
+    from app.services.wait_estimate import wait_defaults
+
+    defs = load_definitions(settings.definitions_dir)
+    senders = from_settings(settings)
+    if not senders:
+        print("no channel is configured (KAKANAI_VAPID_PRIVATE_KEY, KAKANAI_SMTP_HOST)", file=sys.stderr)
+        return 1
+    from app import crypto
+    from app.db import make_engine, make_sessionmaker
+
+    crypto.configure(settings.keyring())
+    sessions = make_sessionmaker(make_engine(settings.effective_database_url))
+    while True:
+        with sessions.begin() as session:
+            sent = notify.dispatch(session, defs=defs, defaults=wait_defaults(settings, defs),
+                                   base_url=settings.public_base_url, senders=senders)
+        if args.once:
+            print(f"sent {sent} notices")
+            return 0
+        time.sleep(args.interval)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `kakanai`."""
     parser = argparse.ArgumentParser(prog="kakanai", description="書かない窓口 service operations")
@@ -313,6 +352,15 @@ def build_parser() -> argparse.ArgumentParser:
     trevoke = token.add_parser("revoke", help="revoke a token by its id")
     trevoke.add_argument("token_id", type=int)
     trevoke.set_defaults(func=cmd_departments_token_revoke)
+
+    notices = sub.add_parser("notify", help="notices to residents (Web Push, e-mail)").add_subparsers(
+        dest="notify_command", required=True)
+    nkeys = notices.add_parser("keys", help="print a new VAPID key pair for Web Push")
+    nkeys.set_defaults(func=cmd_notify_keys)
+    nrun = notices.add_parser("run", help="send the notices that became due (loop, or --once)")
+    nrun.add_argument("--once", action="store_true")
+    nrun.add_argument("--interval", type=float, default=5.0)
+    nrun.set_defaults(func=cmd_notify_run)
 
     bench = sub.add_parser("bench", help="benchmarks that drive the real service").add_subparsers(
         dest="bench_command", required=True)

@@ -26,6 +26,7 @@ from app.routers import (
     dashboard,
     department,
     health,
+    notices,
     reception,
     resident,
     slip_pages,
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
     app.include_router(board.router)
     app.include_router(department.router)
     app.include_router(reception.router)
+    app.include_router(notices.router)
     return app
 
 

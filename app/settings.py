@@ -57,6 +57,14 @@ class Settings(BaseSettings):
     queue_default_open_counters: int = 2
     # "id1:base64(32 bytes),id2:..." — the first key encrypts, all decrypt (see `kakanai keys`).
     encryption_keys: SecretStr | None = None
+    # Notices to residents who opt in (app/services/notify): Web Push with VAPID keys from
+    # `kakanai notify keys`, e-mail through an SMTP server. Empty: that channel is off.
+    vapid_private_key: SecretStr | None = None
+    vapid_public_key: str = ""
+    vapid_subject: str = "mailto:kakanai@example.invalid"
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_from: str = "noreply@example.invalid"
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

@@ -142,3 +142,26 @@ def test_easy_japanese_puts_furigana_over_the_definitions_text(client: TestClien
     assert "<ruby>" in common["items_html"][0] or "<ruby>" not in common["items"][0]
     html = client.get(f"/q/{visit['token']}?lang=ja-x-easy").text
     assert "<ruby>転入<rt>てんにゅう</rt></ruby>" in html and "<b>" not in html
+
+
+def test_email_opt_in_from_the_phone_page(client: TestClient, db: Session, visit: dict[str, Any]) -> None:
+    from app.models import NoticeSubscription
+
+    page = client.get(f"/q/{visit['token']}?lang=en")
+    assert 'action="/q/' in page.text and "Get notices" in page.text
+    bad = client.post(f"/q/{visit['token']}/notices/email", data={"email": "nope", "lang": "en"})
+    assert bad.status_code == 200 and "Please check the e-mail address." in bad.text
+    ok = client.post(f"/q/{visit['token']}/notices/email", data={"email": "someone@example.org", "lang": "en"})
+    assert ok.status_code == 200 and "Registered. We will send you notices." in ok.text
+    assert "someone@example.org" not in ok.text
+    row = db.scalar(select(NoticeSubscription).where(NoticeSubscription.case_id == visit["case_id"]))
+    assert row is not None and row.target == "someone@example.org" and row.language == "en"
+    # Encrypted at rest: the stored column does not hold the address.
+    from sqlalchemy import text
+    raw = db.execute(text("SELECT target FROM notice_subscriptions WHERE id = :id"), {"id": row.id}).scalar_one()
+    assert "someone@example.org" not in raw
+    # A push subscription is JSON from the browser.
+    res = client.post(f"/q/{visit['token']}/notices/push?lang=vi",
+                      json={"endpoint": "https://push.example/abc", "keys": {"p256dh": "x", "auth": "y"}})
+    assert res.status_code == 201
+    assert client.post(f"/q/{visit['token']}/notices/push", json={"endpoint": 3}).status_code == 422
