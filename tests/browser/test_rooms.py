@@ -15,7 +15,8 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import QueueTicket, RoutingStep
+from app import events
+from app.models import Case, QueueTicket, RoutingStep
 from app.services import auth, cases, queue, routing
 from app.services.clock import local_today
 from app.services.definitions import DefinitionRegistry
@@ -212,9 +213,14 @@ def test_a_department_call_appears_on_the_board(server: LiveServer, browser: Any
             assert ticket is not None and ticket.status == "done"
             for step in s.scalars(select(RoutingStep).where(RoutingStep.case_id == case_id)):
                 step.status = "done"
+            # Every change the phone hears about is an event (the routing service writes one per step).
+            case = s.get(Case, case_id)
+            assert case is not None
+            cases.record_event(s, case, events.STEP_DONE, data={"department": "all"})
             s.commit()
         # Everything done: the page reloads itself with the satisfaction question at the top, in view.
-        expect(phone.locator("#headline")).to_have_text("手続きはすべて終わりました。お帰りいただけます")
+        expect(phone.locator("#headline")).to_have_text("手続きはすべて終わりました。お帰りいただけます",
+                                                        timeout=15_000)
         expect(phone.locator("#satisfaction")).to_be_in_viewport()
         expect(phone.locator("#documents")).to_be_hidden()
         screenshot(phone, "phone_all_done")
