@@ -7,6 +7,7 @@ import datetime as dt
 import secrets
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from app.migrate import migrate
 from app.settings import PROJECT_ROOT, Settings, get_settings
@@ -39,6 +40,26 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 
         check_database(settings.database_url)
         print(f"OK: データベース {shown(settings.database_url)} に接続できます")
+    return _print_translation_coverage(defs)
+
+
+def _print_translation_coverage(defs: Any) -> int:
+    """Each language's share of the definition texts residents see (form_definitions/i18n/<lang>.yaml)."""
+    from app.forms import translations
+
+    try:
+        report = translations.coverage(defs, translations.load_catalogs(defs.directory))
+    except translations.TranslationFileError as exc:
+        print(f"i18n/{exc}")
+        return 1
+    print("住民向けの翻訳（申請書名・持ち物）:")
+    for lang, item in report.items():
+        share = 100 * item["translated"] // max(1, item["total"])
+        print(f"  {lang}: {item['translated']}/{item['total']}（{share}%）")
+        for missing in item["missing"]:
+            print(f"    未翻訳 {missing}")
+        for unused in item["unused"]:
+            print(f"    使われていない訳 {unused}")
     return 0
 
 
@@ -389,6 +410,9 @@ def cmd_departments_token_rotate(args: argparse.Namespace, settings: Settings) -
           f"expires {_local(issued.expires_at, settings)}; the old token stops {old_end} ({settings.timezone})")
     print("この表示は一度だけです。安全な場所に保管してください / shown once, store it safely:")
     print(issued.token)
+    return 0
+
+
 def cmd_import_moving_in(args: argparse.Namespace, settings: Settings) -> int:
     """Import a 転入予約 export through its mapping file: every household or none."""
     from pathlib import Path
@@ -425,6 +449,45 @@ def cmd_import_moving_in(args: argparse.Namespace, settings: Settings) -> int:
     verb = "確認しました（保存していません）" if args.dry_run else "取り込みました"
     print(f"{report.households}世帯（{report.members}人）を{verb}。来庁予定日: {days}")
     return 0
+
+
+def cmd_notify_keys(args: argparse.Namespace, settings: Settings) -> int:
+    """Print a new VAPID key pair for Web Push notices (settings KAKANAI_VAPID_*)."""
+    from app.services.notify import webpush
+
+    private, public = webpush.generate_keys()
+    print(f"KAKANAI_VAPID_PRIVATE_KEY={private}")
+    print(f"KAKANAI_VAPID_PUBLIC_KEY={public}")
+    return 0
+
+
+def cmd_notify_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Send the notices that became due, once or every --interval seconds."""
+    import time
+
+    from app.forms.loader import load_definitions
+    from app.services import notify
+    from app.services.notify.channels import from_settings
+    from app.services.wait_estimate import wait_defaults
+
+    defs = load_definitions(settings.definitions_dir)
+    senders = from_settings(settings)
+    if not senders:
+        print("no channel is configured (KAKANAI_VAPID_PRIVATE_KEY, KAKANAI_SMTP_HOST)", file=sys.stderr)
+        return 1
+    from app import crypto
+    from app.db import make_engine, make_sessionmaker
+
+    crypto.configure(settings.keyring())
+    sessions = make_sessionmaker(make_engine(settings.effective_database_url))
+    while True:
+        with sessions.begin() as session:
+            sent = notify.dispatch(session, defs=defs, defaults=wait_defaults(settings, defs),
+                                   base_url=settings.public_base_url, senders=senders)
+        if args.once:
+            print(f"sent {sent} notices")
+            return 0
+        time.sleep(args.interval)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -529,6 +592,15 @@ def build_parser() -> argparse.ArgumentParser:
                                              "(pairing code from the tablet; talks to the service over HTTP only)")
     __import__("app.cardbridge.main", fromlist=["build_parser"]).build_parser(card)
     card.set_defaults(func=lambda args, settings: __import__("app.cardbridge.main", fromlist=["run"]).run_with_logging(args))
+
+    notices = sub.add_parser("notify", help="notices to residents (Web Push, e-mail)").add_subparsers(
+        dest="notify_command", required=True)
+    nkeys = notices.add_parser("keys", help="print a new VAPID key pair for Web Push")
+    nkeys.set_defaults(func=cmd_notify_keys)
+    nrun = notices.add_parser("run", help="send the notices that became due (loop, or --once)")
+    nrun.add_argument("--once", action="store_true")
+    nrun.add_argument("--interval", type=float, default=5.0)
+    nrun.set_defaults(func=cmd_notify_run)
 
     bench = sub.add_parser("bench", help="benchmarks that drive the real service").add_subparsers(
         dest="bench_command", required=True, metavar="WHICH", help="which benchmark")

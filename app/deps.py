@@ -177,3 +177,18 @@ def page_admin(row: Annotated[StaffSession, Depends(csrf_protected)]) -> User:
 
 PageCounterUser = Annotated[User, Depends(page_counter_staff)]
 PageAdminUser = Annotated[User, Depends(page_admin)]
+
+
+def page_department_staff(row: Annotated[StaffSession, Depends(csrf_protected)]) -> User:
+    """Department staff (or an admin) signed in on the pages; which department is checked per path."""
+    auth.require_role(row.user, "department")
+    return row.user
+
+
+def page_any_staff(row: Annotated[StaffSession, Depends(csrf_protected)]) -> User:
+    """Any member of staff signed in on the pages (logging out)."""
+    return row.user
+
+
+PageDepartmentUser = Annotated[User, Depends(page_department_staff)]
+PageStaffUser = Annotated[User, Depends(page_any_staff)]

@@ -30,8 +30,11 @@ from app.routers import (
     card_pages,
     counter,
     dashboard,
+    department,
     guide,
     health,
+    notices,
+    reception,
     resident,
     slip_pages,
 )
@@ -100,6 +103,9 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
     app.include_router(resident.router)
     app.include_router(guide.router)
     app.include_router(board.router)
+    app.include_router(department.router)
+    app.include_router(reception.router)
+    app.include_router(notices.router)
     app.include_router(api_card.router)
     app.include_router(card_pages.router)
     app.include_router(api_imports.router)

@@ -398,3 +398,33 @@ class SignedForm(Base):
     digest: Mapped[str] = mapped_column(String(64))
     signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     voided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+class ProtectedText(TypeDecorator[str]):
+    """Text encrypted at rest with the keyring (AEAD): where a resident asked to be notified."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return crypto.keyring().encrypt(value, field="notice_target") if value is not None else None
+
+    def process_result_value(self, value: str | None, dialect: Any) -> str | None:
+        return crypto.keyring().decrypt(value, field="notice_target") if value is not None else None
+
+
+class NoticeSubscription(Base):
+    """A resident's opt-in to notices for one visit: a Web Push subscription or an e-mail address.
+
+    The target is encrypted at rest and never logged; `sent` lists the notice keys already delivered
+    (one "near", one per call, one per department that needs the resident, one "done").
+    """
+
+    __tablename__ = "notice_subscriptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    target: Mapped[str] = mapped_column(ProtectedText())
+    language: Mapped[str] = mapped_column(String(16), default="ja")
+    sent: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+

@@ -93,6 +93,14 @@ class Settings(BaseSettings):
     # Each process publishes the key ids it knows in service_instances every this many seconds, so
     # that `kakanai keys rotate` can refuse while a running instance lacks the new key; 0 = off.
     instance_heartbeat_seconds: float = 30.0
+    # Notices to residents who opt in (app/services/notify): Web Push with VAPID keys from
+    # `kakanai notify keys`, e-mail through an SMTP server. Empty: that channel is off.
+    vapid_private_key: SecretStr | None = None
+    vapid_public_key: str = ""
+    vapid_subject: str = "mailto:kakanai@example.invalid"
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_from: str = "noreply@example.invalid"
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

@@ -8,4 +8,6 @@ cd "$(dirname "$0")/.."
 bash scripts/system-deps.sh all
 bash scripts/install.sh test
 .venv/bin/ruff check .
+# axe-core for the browser tests' accessibility checks (tests/browser/axe.py injects it into each page).
+(cd tests/browser/js && npm ci --no-audit --no-fund --silent)
 exec .venv/bin/python -m pytest -p no:cacheprovider "$@"

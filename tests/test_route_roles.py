@@ -27,6 +27,7 @@ from tests.conftest import PASSWORD, login, make_user
 #   admin         admins only (bearer token)
 #   admin_page    admins only (browser session)
 #   department    the department named in the path, and admins (bearer token)
+#   department_page  the department named in the path, and admins (browser session)
 RULES: list[tuple[str, str]] = [
     (r"/healthz|/readyz", "public"),
     (r"/openapi\.json|/docs|/docs/oauth2-redirect|/redoc", "public"),
@@ -45,7 +46,10 @@ RULES: list[tuple[str, str]] = [
     (r"/api/v1/cases(/.*)?", "counter"),
     (r"/api/v1/queue(/.*)?", "counter"),
     (r"/cases/\{case_id\}/slip", "counter"),
-    (r"/logout|/counter(/.*)?", "counter_page"),
+    (r"/logout", "staff_page"),
+    (r"/counter(/.*)?|/reception(/.*)?", "counter_page"),
+    (r"/department", "department_any_page"),  # a clerk is sent to their own department, an admin chooses
+    (r"/department/\{department\}(/.*)?", "department_page"),
     (r"/api/v1/admin(/.*)?", "admin"),
     (r"/api/v1/metrics(/.*)?", "admin"),
     (r"/dashboard(/.*)?", "admin_page"),
@@ -57,6 +61,9 @@ ALLOWED: dict[str, set[str]] = {
     "staff": {"counter", "department", "other_department", "admin"},
     "counter": {"counter", "admin"},
     "counter_page": {"counter", "admin"},
+    "staff_page": {"counter", "department", "other_department", "admin"},
+    "department_any_page": {"department", "other_department", "admin"},
+    "department_page": {"department", "admin"},
     "admin": {"admin"},
     "admin_page": {"admin"},
     "department": {"department", "admin"},

@@ -236,6 +236,8 @@ class Document(Strict):
 
     item: str
     when: str | None = None
+    # A document several applications ask for (identity, my_number): the phone page lists it once.
+    key: Literal["identity", "my_number"] | None = None
 
 
 PrintKind = Literal[

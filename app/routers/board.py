@@ -53,9 +53,20 @@ def _board(app: FastAPI, lang: str) -> dict[str, Any]:
         dep = defs.departments.get(queue_id)
         return _(dep.name) if dep is not None else _("総合窓口")
 
+    def place(queue_id: str) -> str:
+        dep = defs.departments.get(queue_id)
+        return _(dep.location) if dep is not None and dep.location else ""
+
     def row(item: dict[str, Any]) -> dict[str, Any]:
-        return {**item, "queue_name": queue_name(item["queue"]),
-                "counter_text": _("%(counter)s番窓口") % {"counter": item["counter"]}}
+        return {**item, "queue_name": queue_name(item["queue"]), "place": place(item["queue"]),
+                "counter_text": _("%(counter)s番窓口") % {"counter": item["counter"]},
+                "speech": speech(item)}
+
+    def speech(item: dict[str, Any]) -> str:
+        # The spoken call is always Japanese (the room's common language); the number is said as a number.
+        dep = defs.departments.get(item["queue"])
+        where = f"{dep.name}、{item['counter']}番窓口" if dep is not None else f"{item['counter']}番窓口"
+        return f"受付番号、{item['number']}番の方。{where}へお越しください。"
 
     view = {"lang": lang, "calling": [row(r) for r in raw["calling"]], "recent": [row(r) for r in raw["recent"]],
             "waiting_total": raw["waiting_total"],

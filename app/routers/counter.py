@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from app import events
-from app.deps import ClientDep, DefinitionsDep, PageCounterUser, SessionDep, SettingsDep
+from app.deps import ClientDep, DefinitionsDep, PageCounterUser, PageStaffUser, SessionDep, SettingsDep
 from app.errors import AppError, NotFound, ValidationFailed
 from app.models import Case, QueueTicket, User
 from app.services import (
@@ -103,7 +103,10 @@ def login(
     except AppError as exc:  # wrong password / locked: the failure is counted and audited all the same
         return _login_again(request, settings, next, exc.message, status=exc.status, username=username)
     token, _row = sessions.create_session(session, user=user)
-    response = RedirectResponse(_safe_next(next), status_code=303)
+    target = _safe_next(next)
+    if user.role == "department" and target == "/counter":
+        target = "/department"  # a department clerk's day starts on the department screen
+    response = RedirectResponse(target, status_code=303)
     response.set_cookie(sessions.COOKIE_NAME, token, httponly=True, samesite="strict", secure=_cookie_secure(settings),
                         path="/")
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
@@ -130,7 +133,7 @@ def _login_again(request: Request, settings: Settings, next: str, message: str, 
 
 
 @router.post("/logout")
-def logout(request: Request, session: SessionDep, user: PageCounterUser, client: ClientDep) -> RedirectResponse:
+def logout(request: Request, session: SessionDep, user: PageStaffUser, client: ClientDep) -> RedirectResponse:
     """End the session (the CSRF check of the dependency applies: a forged logout is refused)."""
     sessions.end_session(session, request.cookies.get(sessions.COOKIE_NAME))
     audit.record(session, action=audit.LOGOUT, actor=user, client=client)

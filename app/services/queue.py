@@ -284,6 +284,29 @@ def requeue(
                     expected_version=expected_version)
 
 
+def call_to_counter(
+    session: Session, *, case_id: str, queue: str, counter: str, actor: User | None = None,
+    now: dt.datetime | None = None, queues: Collection[str] | None = None,
+) -> QueueTicket:
+    """A department calls this visit's ticket to one of its counters (the board and the phone show it).
+
+    The visit keeps its one ticket: the call moves it into the department's queue, called. A ticket
+    being served at another queue's counter cannot be called away.
+    """
+    counter = clean_counter(counter)
+    queue = clean_queue(queue, queues=queues)
+    before = get_ticket_or_raise(session, case_id)
+    if before.status == "serving" and before.queue != queue:
+        raise Conflict("この方はほかの窓口で対応中です。終わってから呼び出してください", current_version=before.version)
+    now = now or utcnow()
+    ticket = _transition(session, case_id, allowed=STATUSES, values={
+        "status": "called", "queue": queue, "counter": counter, "called_at": now, "served_at": None,
+        "finished_at": None, "call_count": QueueTicket.call_count + 1,
+    }, refusal="この整理券は呼び出せません")
+    _event(session, ticket, events.TICKET_CALLED, actor=actor, at=now)
+    return ticket
+
+
 def start_service(
     session: Session, *, case_id: str, counter: str | None = None, actor: User | None = None,
     now: dt.datetime | None = None, expected_version: int | None = None,

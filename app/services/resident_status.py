@@ -19,15 +19,17 @@ import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import events
 from app.errors import Conflict, NotFound, ValidationFailed
+from app.forms import translations
 from app.forms.loader import DefinitionSet
-from app.i18n import N_
+from app.i18n import N_, furigana
 from app.models import Case, QueueTicket, RoutingStep, SatisfactionResponse, utcnow
 from app.services import queue as queue_service
 from app.services.cases import record_event
@@ -61,6 +63,23 @@ STEP_WORDS = {
     "needs_resident": N_("窓口へお越しください"),
 }
 ONE_STOP = N_("総合窓口")
+LATER = N_("%(before)sの手続きが終わってから始まります")
+STEP_WAIT = N_("始まるまで約%(minutes)s分（目安）")
+STEP_WORKING = N_("終わるまで約%(minutes)s分（目安）")
+CALLED_TO = N_("%(where)s %(counter)s番窓口へお越しください")
+WAIT_HERE = N_("待合室でお待ちください。順番が来たらこの画面と表示板でお知らせします")
+WORKING_WAIT = N_("待合室でお待ちください。各課で手続きを進めています")
+COME_BACK_BY = N_("%(time)sごろまでに待合室へお戻りください。それまでは外出できます")
+GO_TO = N_("%(where)sへお越しください")
+ALL_DONE = N_("手続きはすべて終わりました。お帰りいただけます")
+COMMON_GROUP = N_("どの窓口でも使うもの")
+# Documents several applications ask for, shown once (form_definitions: `key:` on a documents_to_bring item).
+COMMON_DOCUMENTS = {
+    "identity": N_("本人確認書類（マイナンバーカード、運転免許証、在留カードなど）"),
+    "my_number": N_("家族全員の個人番号がわかるもの（マイナンバーカード、通知カードなど）"),
+}
+# Back after this many minutes or more: the resident may leave the room until then.
+COME_BACK_MINUTES = 40
 
 
 Positions = dict[str, int]
@@ -240,22 +259,51 @@ def _application_id(defs: DefinitionSet, instance_id: str) -> str | None:
 
 
 def _documents_and_titles(session: Session, defs: DefinitionSet, case_id: str) -> tuple[list[str], dict[str, list[str]]]:
+    documents, titles, _groups = _documents_titles_groups(session, defs, case_id)
+    return documents, titles
+
+
+def _documents_titles_groups(
+    session: Session, defs: DefinitionSet, case_id: str,
+) -> tuple[list[str], dict[str, list[str]], dict[str, list[str]]]:
+    """Documents (flat, each once), application titles per department, and documents per department.
+
+    In the groups a document marked with a common `key` (identity proof, My Number proof) is kept
+    once under "" (every counter) instead of under each department that asks for it.
+    """
     case = session.get(Case, case_id)
     if case is None or case.purged_at is not None:
-        return [], {}
+        return [], {}, {}
     documents: list[str] = []
     titles: dict[str, list[str]] = {}
+    groups: dict[str, list[str]] = {}
     for inst in list_applications(defs, case):
+        app = inst.application
+        keys = {d.item: getattr(d, "key", None) for d in app.documents_to_bring}
         for item in inst.documents:
             if item not in documents:
                 documents.append(item)
-        app = inst.application
+            key = keys.get(item)
+            dep, text = ("", f"key:{key}") if key in COMMON_DOCUMENTS else (app.department, item)
+            group = groups.setdefault(dep, [])
+            if text not in group:
+                group.append(text)
         # The application's own title: an instance title could carry a member's name.
         title = app.short_title or app.title
         dep_titles = titles.setdefault(app.department, [])
         if title not in dep_titles:
             dep_titles.append(title)
-    return documents, titles
+    return documents, titles, groups
+
+
+def _department_backlog(session: Session, step: RoutingStep) -> int:
+    """Other visits' steps of the same department that will be worked on before this one."""
+    return session.scalar(
+        select(func.count()).select_from(RoutingStep).where(
+            RoutingStep.department_id == step.department_id, RoutingStep.id != step.id,
+            or_(RoutingStep.status == "in_progress",
+                and_(RoutingStep.status == "pending", RoutingStep.created_at < step.created_at)))
+    ) or 0
 
 
 def satisfaction_asked(case_status: str, step_statuses: list[str]) -> bool:
@@ -273,14 +321,23 @@ def _base(session: Session, defs: DefinitionSet, case_id: str, cache: StatusCach
     steps = list(session.scalars(
         select(RoutingStep).where(RoutingStep.case_id == case_id).order_by(RoutingStep.position, RoutingStep.id)
     ))
-    documents, titles = cache.documents(
-        (case_id, row.version, defs.fingerprint), lambda: _documents_and_titles(session, defs, case_id)
-    )
+    read: list[tuple[list[str], dict[str, list[str]], dict[str, list[str]]]] = []
+
+    def parts() -> tuple[list[str], dict[str, list[str]], dict[str, list[str]]]:
+        if not read:
+            read.append(_documents_titles_groups(session, defs, case_id))
+        return read[0]
+
+    documents, titles = cache.documents((case_id, row.version, defs.fingerprint), lambda: parts()[:2])
+    _, groups = cache.documents((case_id, row.version, defs.fingerprint + ":groups"), lambda: (parts()[0], parts()[2]))
+    finished = {s.department_id for s in steps if s.status in CLOSED_STEP}
     step_rows = []
     for step in steps:
         if step.status == "cancelled":
             continue
+        waiting_for = [d for d in step.depends_on or [] if d not in finished]
         names: list[str] = []
+        ids: list[str] = []
         for instance_id in step.applications or []:
             app_id = _application_id(defs, str(instance_id))
             if app_id is not None:
@@ -288,9 +345,14 @@ def _base(session: Session, defs: DefinitionSet, case_id: str, cache: StatusCach
                 title = app.short_title or app.title
                 if title not in names:
                     names.append(title)
+                    ids.append(app_id)
         step_rows.append({"department": step.department_id, "status": step.status, "stage": step.stage,
                           "counter": step.counter, "reason": step.resident_reason,
-                          "applications": names or list(titles.get(step.department_id, []))})
+                          "applications": names or list(titles.get(step.department_id, [])),
+                          "application_ids": ids if names else [],
+                          "waiting_for": waiting_for,
+                          "ahead": _department_backlog(session, step) if step.status == "pending" and not waiting_for
+                          else None})
     return {
         "case_id": case_id,
         "ticket_number": row.ticket_number,
@@ -303,6 +365,7 @@ def _base(session: Session, defs: DefinitionSet, case_id: str, cache: StatusCach
         },
         "steps": step_rows,
         "documents": documents,
+        "document_groups": groups,
         "satisfaction": {"asked": satisfaction_asked(row.status, [s.status for s in steps]),
                          "answered": session.get(SatisfactionResponse, case_id) is not None},
     }
@@ -405,10 +468,13 @@ def _minutes(value: float | None) -> int | None:
     return max(0, int(-(-value // 1)))  # whole minutes, rounded up: nobody is told "0" too early
 
 
-def localize(status: dict[str, Any], *, defs: DefinitionSet, lang: str, gettext: Callable[[str], str]) -> dict[str, Any]:
+def localize(status: dict[str, Any], *, defs: DefinitionSet, lang: str, gettext: Callable[[str], str],
+             now: dt.datetime | None = None, tz: dt.tzinfo | None = None) -> dict[str, Any]:
     """The status with every word in the resident's language (what the page, the JSON and SSE send)."""
     _ = gettext
     deps = defs.departments
+    now = now or utcnow()
+    tz = tz or ZoneInfo("Asia/Tokyo")
 
     def dep_name(dep_id: str) -> str:
         dep = deps.get(dep_id)
@@ -418,11 +484,23 @@ def localize(status: dict[str, Any], *, defs: DefinitionSet, lang: str, gettext:
         dep = deps.get(dep_id)
         return _(dep.location) if dep is not None and dep.location else ""
 
+    def dep_place(dep_id: str) -> str:
+        location = dep_location(dep_id)
+        return f"{dep_name(dep_id)}（{location}）" if location else dep_name(dep_id)
+
+    def minutes_of(dep_id: str) -> int:
+        dep = deps.get(dep_id)
+        return int(dep.service_minutes) if dep is not None and dep.service_minutes else 15
+
+    easy = lang == "ja-x-easy"
     q = status["queue"]
     wait = _minutes(q["estimated_wait_minutes"])
     ticket_text = _(TICKET_WORDS.get(q["status"], TICKET_WORDS[None]))
     if q["status"] == "called":
-        ticket_text = ticket_text % {"counter": q["counter"]}
+        if q["queue"] and q["queue"] in deps:
+            ticket_text = _(CALLED_TO) % {"where": dep_place(q["queue"]), "counter": q["counter"]}
+        else:
+            ticket_text = ticket_text % {"counter": q["counter"]}
     if q["status"] == "waiting":
         if q["ahead"] == 0:
             wait_text = _("まもなくお呼びします")
@@ -433,38 +511,93 @@ def localize(status: dict[str, Any], *, defs: DefinitionSet, lang: str, gettext:
         wait_text = position_text = ""
     steps = []
     come_back = []
+    remaining: list[int] = []
+    later_minutes = 0
     for step in status["steps"]:
         counters = list(deps[step["department"]].counters) if step["department"] in deps else []
         counter = step["counter"] or (counters[0] if len(counters) == 1 else "")
+        waiting_for = step.get("waiting_for") or []
+        state = step["status"]
+        detail = ""
+        if state == "pending" and waiting_for:
+            state_text = _(LATER) % {"before": "・".join(dep_name(d) for d in waiting_for)}
+            later_minutes += minutes_of(step["department"])
+        elif state == "pending":
+            state_text = _(STEP_WORDS["pending"])
+            per_counter = max(1, len(counters))
+            start = -(-minutes_of(step["department"]) * (step.get("ahead") or 0) // per_counter)
+            detail = _(STEP_WAIT) % {"minutes": max(1, start)}
+            remaining.append(start + minutes_of(step["department"]))
+        elif state == "in_progress":
+            state_text = _(STEP_WORDS["in_progress"])
+            detail = _(STEP_WORKING) % {"minutes": minutes_of(step["department"])}
+            remaining.append(minutes_of(step["department"]))
+        else:
+            state_text = _(STEP_WORDS.get(state, STEP_WORDS["pending"]))
         row = {
             "department": step["department"], "department_name": dep_name(step["department"]),
             "location": dep_location(step["department"]), "counters": counters,
             "counters_text": _("%(counters)s番窓口") % {"counters": "・".join(counters)} if counters else "",
-            "status": step["status"],
-            "status_text": _(STEP_WORDS.get(step["status"], STEP_WORDS["pending"])), "applications": step["applications"],
-            "counter": step["counter"] if step["status"] == "needs_resident" else "",
+            "status": state, "startable": state == "pending" and not waiting_for,
+            "status_text": state_text, "wait_text": detail,
+            "applications": [translations.application_title(defs, lang, app_id, title) for app_id, title
+                             in zip(step.get("application_ids") or [], step["applications"], strict=False)]
+            or list(step["applications"]),
+            "counter": step["counter"] if state == "needs_resident" else "",
         }
+        if easy:
+            row["applications_html"] = [str(furigana.ruby(t)) for t in row["applications"]]
         steps.append(row)
-        if step["status"] == "needs_resident":
+        if state == "needs_resident":
             where = _("%(department)s（%(location)s）%(counter)s番窓口") % {
                 "department": row["department_name"], "location": row["location"], "counter": counter or "—",
             } if row["location"] else _("%(department)s %(counter)s番窓口") % {
                 "department": row["department_name"], "counter": counter or "—"}
             come_back.append({"department": step["department"], "department_name": row["department_name"],
                               "counter": counter, "location": row["location"], "where": where,
-                              "reason": step["reason"]})
+                              "reason": "。".join(_(part) for part in step["reason"].split("。"))})
+            if easy:
+                come_back[-1]["reason_html"] = str(furigana.ruby(come_back[-1]["reason"]))
+    all_done = status["satisfaction"]["asked"]
+    # One sentence: what to do now.
     if q["status"] == "called":
         headline = ticket_text
     elif come_back:
-        headline = _("窓口へお越しください")
-    elif status["satisfaction"]["asked"]:
-        headline = _("手続きはすべて終わりました")
+        headline = _(GO_TO) % {"where": come_back[0]["where"]}
+    elif all_done:
+        headline = _(ALL_DONE)
     elif q["status"] == "waiting":
+        headline = _(WAIT_HERE)
+    elif q["status"] == "serving":
         headline = ticket_text
     elif steps:
-        headline = _("担当の課で手続きをしています。お待ちください")
+        total = (max(remaining) if remaining else 0) + later_minutes
+        if total >= COME_BACK_MINUTES:
+            back = (now + dt.timedelta(minutes=total)).astimezone(tz)
+            # Rounded up to the next 10 minutes: the page does not change every minute.
+            back = back.replace(second=0, microsecond=0) + dt.timedelta(minutes=-back.minute % 10)
+            headline = _(COME_BACK_BY) % {"time": back.strftime("%H:%M")}
+        else:
+            headline = _(WORKING_WAIT)
     else:
         headline = ticket_text
+    open_deps = {s["department"] for s in status["steps"] if s["status"] not in CLOSED_STEP}
+    groups = []
+    document_groups = status.get("document_groups") or {}
+    if not all_done and open_deps:
+        if document_groups.get(""):
+            groups.append({"department": "", "title": _(COMMON_GROUP),
+                           "items": [_(COMMON_DOCUMENTS[t[4:]]) for t in document_groups[""]]})
+        for step in status["steps"]:
+            dep_id = step["department"]
+            items = document_groups.get(dep_id)
+            if dep_id in open_deps and items and all(g["department"] != dep_id for g in groups):
+                groups.append({"department": dep_id, "title": dep_name(dep_id),
+                               "items": [translations.document(defs, lang, t) for t in items]})
+    if easy:  # やさしい日本語: readings over the kanji of the definitions' text (fugashi + unidic-lite)
+        for g in groups:
+            g["items_html"] = [str(furigana.ruby(item)) for item in g["items"]]
+    untranslated = any(translations.FALLBACK_MARK in item for g in groups for item in g["items"])
     out = {
         "lang": lang,
         "ticket": {
@@ -475,10 +608,13 @@ def localize(status: dict[str, Any], *, defs: DefinitionSet, lang: str, gettext:
             "queue": q["queue"], "queue_name": dep_name(q["queue"]), "call_count": q["call_count"],
         },
         "headline": headline,
+        "all_done": all_done,
         "steps": steps,
         "come_back": come_back,
         "documents": status["documents"],
-        "documents_note": _("書類の名前は日本語で表示しています。わからないときは、この画面を係員に見せてください") if lang != "ja" else "",
+        "document_groups": groups,
+        "documents_note": _("書類の名前は日本語で表示しています。わからないときは、この画面を係員に見せてください")
+        if untranslated else "",
         "satisfaction": dict(status["satisfaction"]),
     }
     digest = hashlib.sha256(json.dumps(out, ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:16]

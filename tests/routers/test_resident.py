@@ -96,8 +96,15 @@ def test_page_shows_ticket_position_steps_and_what_to_bring(client: TestClient, 
     data = client.get(f"/api/v1/status/{visit['token']}").json()
     assert data["documents"] and len(data["documents"]) == len(set(data["documents"]))
     assert "前の学校が発行した在学証明書" in data["documents"]
-    for doc in data["documents"]:
-        assert doc in html
+    # On the page: grouped by department, only departments still open (市民課 is done), identity proof once.
+    groups = {g["department"]: g["items"] for g in data["document_groups"]}
+    assert "shimin" not in groups and {"kodomo", "hoiku", "gakumu", ""} <= set(groups)
+    assert "転出届をした方のマイナンバーカード（特例転入のため転出証明書は不要）" not in html
+    assert html.count("本人確認書類（マイナンバーカード、運転免許証、在留カードなど）") == 1
+    assert "請求者の本人確認書類" not in html and "保護者の本人確認書類" not in html
+    assert "前の学校が発行した在学証明書" in groups["gakumu"] and "前の学校が発行した在学証明書" in html
+    shown = [item for items in groups.values() for item in items]
+    assert len(shown) == len(set(shown))
     assert data["ticket"]["position"] == 2 and data["ticket"]["estimated_wait_minutes"] == 10
     assert data["come_back"][0]["counter"] == "8"
     assert res.headers["cache-control"] == "no-store" and res.headers["referrer-policy"] == "no-referrer"

@@ -40,20 +40,32 @@
     var back = s.come_back.map(function (item) {
       var li = el("li");
       li.appendChild(el("strong", null, item.where));
-      if (item.reason) { li.appendChild(el("span", "reason", item.reason)); }
+      if (item.reason) {
+        var r = el("span", "reason", item.reason);
+        if (item.reason_html) { r.innerHTML = item.reason_html; }
+        li.appendChild(r);
+      }
       return li;
     });
     replaceChildren(byId("come-back-list"), back);
     byId("come-back").hidden = back.length === 0;
 
     var steps = s.steps.map(function (step) {
-      var li = el("li", "step step-" + step.status);
+      var later = step.status === "pending" && !step.startable;
+      var li = el("li", "step step-" + step.status + (later ? " step-later" : ""));
+      li.setAttribute("data-department", step.department);
       li.appendChild(el("p", "dept", step.department_name));
       li.appendChild(el("p", "where", (step.location + " " + step.counters_text).trim()));
       li.appendChild(el("p", "badge", step.status_text));
+      if (step.wait_text) { li.appendChild(el("p", "step-wait", step.wait_text)); }
       if (step.applications.length) {
         var ul = el("ul", "apps");
-        step.applications.forEach(function (t) { var a = el("li", null, t); a.lang = "ja"; ul.appendChild(a); });
+        step.applications.forEach(function (t, i) {
+          var a = el("li", null, t);
+          // Furigana (やさしい日本語) come as HTML the server built from escaped text.
+          if (step.applications_html) { a.innerHTML = step.applications_html[i]; }
+          ul.appendChild(a);
+        });
         li.appendChild(ul);
       }
       return li;
@@ -61,13 +73,23 @@
     replaceChildren(byId("steps-list"), steps);
     byId("steps-empty").hidden = steps.length > 0;
 
-    var docs = s.documents.map(function (t) { var li = el("li", null, t); li.lang = "ja"; return li; });
-    replaceChildren(byId("documents-list"), docs);
-    byId("documents").hidden = docs.length === 0;
+    var groups = [];
+    (s.document_groups || []).forEach(function (g) {
+      groups.push(el("h3", null, g.title));
+      var ul = el("ul", "docs");
+      g.items.forEach(function (t, i) {
+        var li = el("li", null, t);
+        if (g.items_html) { li.innerHTML = g.items_html[i]; }
+        ul.appendChild(li);
+      });
+      groups.push(ul);
+    });
+    replaceChildren(byId("documents-groups"), groups);
+    byId("documents").hidden = groups.length === 0;
     setText("documents-note", s.documents_note);
 
     // The satisfaction form is rendered by the server (it works without JavaScript): fetch it.
-    if (s.satisfaction.asked && !asked) { window.location.reload(); }
+    if (s.satisfaction.asked && !asked) { asked = true; window.location.reload(); }
   }
 
   function poll() {
