@@ -117,6 +117,12 @@ def commit_in_endpoint(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def endpoint(*args: Any, **kwargs: Any) -> Any:
+        session = current_session.get()
+        if session is not None and "endpoint_bind" in session.info:
+            # SQLite: end the dependencies' read snapshot; the endpoint's work begins IMMEDIATE now.
+            if session.in_transaction():
+                session.commit()
+            session.bind = session.info.pop("endpoint_bind")
         result = func(*args, **kwargs)
         session = current_session.get()
         if session is not None and session.in_transaction():

@@ -25,6 +25,14 @@ def _writes_on_read(request: Request) -> bool:
     return bool(getattr(route, "writes_on_read", True))
 
 
+def _dependencies_write(request: Request) -> bool:
+    # Only a sync endpoint wrapped by capacity.install switches to IMMEDIATE itself; any other route
+    # whose dependencies read first is treated as writing from the start.
+    route = request.scope.get("route")
+    wrapped = getattr(getattr(route, "endpoint", None), "_commits_in_endpoint", False)
+    return not wrapped or bool(getattr(route, "dependencies_write", True))
+
+
 def is_read_only(request: Request) -> bool:
     """A GET/HEAD whose route writes nothing: its transaction reads a snapshot (SQLite BEGIN DEFERRED)
     and never takes the write lock. Routes that record an audit entry or touch the staff session on
@@ -41,8 +49,17 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     sem = await capacity.gate(request.app).acquire()
     try:
         factory = request.app.state.sessionmaker
-        bind = read_only_bind(factory) if is_read_only(request) else None
-        session = factory(bind=bind) if bind is not None else factory()
+        deferred = read_only_bind(factory)
+        if deferred is not None and not is_read_only(request) and not _dependencies_write(request):
+            # SQLite, a request that writes only in its endpoint: the dependencies (the bearer token's
+            # lookup) read a snapshot; the endpoint's own transaction then begins IMMEDIATE, so the
+            # write lock is held for one thread trip only (capacity.commit_in_endpoint switches).
+            session = factory(bind=deferred)
+            session.info["endpoint_bind"] = factory.kw["bind"]
+        elif deferred is not None and is_read_only(request):
+            session = factory(bind=deferred)
+        else:
+            session = factory()
         fate = getattr(request.state, "fate", None)
         session.info["fate"] = fate
         token = capacity.current_session.set(session)
@@ -77,8 +94,13 @@ def mark_writing_routes(app: FastAPI) -> None:
     def uses(dependant: Any) -> bool:
         return any(d.call in writers or uses(d) for d in dependant.dependencies)
 
+    def uses_writing_dependency(dependant: Any) -> bool:
+        return any(d.call in (get_staff_session, writes_on_get) or uses_writing_dependency(d)
+                   for d in dependant.dependencies)
+
     for route in capacity.api_routes(app.router.routes):
         route.writes_on_read = uses(route.dependant)  # type: ignore[attr-defined]
+        route.dependencies_write = uses_writing_dependency(route.dependant)  # type: ignore[attr-defined]
 
 
 def get_app_settings(request: Request) -> Settings:

@@ -55,6 +55,8 @@ def test_ticket_transaction_commits_in_the_endpoint_thread(tmp_path: Path, monke
             assert res.status_code == 201
     finally:
         event.remove(Session, "after_commit", committed)
-    # One commit, in the thread that did the work (not a later trip through the pool).
-    assert [kind for kind, _ in seen] == ["work", "commit in endpoint"]
-    assert seen[0][1] == seen[1][1]
+    # The work's commit comes right after it, in the thread that did it (not a later trip through the
+    # pool). On SQLite the token lookup's read snapshot is ended first, also inside the endpoint.
+    kinds = [kind for kind, _ in seen]
+    assert kinds[-2:] == ["work", "commit in endpoint"] and set(kinds) == {"work", "commit in endpoint"}, kinds
+    assert seen[-2][1] == seen[-1][1]

@@ -3,6 +3,8 @@ always stopped (SIGTERM, then SIGKILL of the whole group), also when the test fa
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import socket
@@ -12,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -98,3 +101,28 @@ def uvicorn_processes(url: str, data_dirs: list[Path], *, workers: int = 1, env:
     finally:
         for proc in procs:
             proc.stop()
+
+
+async def raw_request(port: int, method: str, path: str, *, headers: dict[str, str] | None = None,
+                      json_body: Any = None) -> tuple[int, bytes]:
+    """One HTTP/1.1 request on a fresh loopback connection (`Connection: close`), read to the end.
+
+    Far lighter than an httpx client: when hundreds of requests leave at once from the test process,
+    which shares the machine's cores with the server, the client must not be what is slow.
+    """
+    body = json.dumps(json_body).encode() if json_body is not None else b""
+    head = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close", "Accept: application/json",
+            *(f"{k}: {v}" for k, v in (headers or {}).items())]
+    if json_body is not None:
+        head += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+        await writer.drain()
+        data = await reader.read()
+    finally:
+        writer.close()
+    status_line, _, rest = data.partition(b"\r\n")
+    if not status_line.startswith(b"HTTP/1.1 "):
+        raise ConnectionError(f"no HTTP answer: {status_line[:40]!r}")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
