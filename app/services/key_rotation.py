@@ -1,16 +1,17 @@
 """Re-encrypting stored answers under a new key without losing a save made meanwhile.
 
-`kakanai keys rotate` runs this beside a live service, so it is a job over a session factory (one
-short transaction per case) rather than a request service:
+`kakanai keys rotate` runs this beside a live service, so it is a job over a session factory (many
+short transactions of its own) rather than a request service:
 
 1. Refuse unless every running instance (app.services.instances) encrypts with the new key: an
    instance that did not know it would fail on the re-encrypted cases, and one that still encrypted
    with the old key would keep writing cases the rotation has to chase.
-2. Rewrite each case in its own transaction with a compare-and-set on its version
-   (`UPDATE cases SET answers = ? WHERE id = ? AND version = ?`): a save that lands between the
-   read and the write bumps the version, the rotation's write matches no row, and the case is read
-   again. The rotation never bumps the version itself (the plaintext is unchanged), so a tablet's
-   next save is not refused as stale.
+2. Rewrite each case with a compare-and-set on its version
+   (`UPDATE cases SET answers = ? WHERE id = ? AND version = ?`), a batch read in one query and written
+   in one short transaction (no decryption while it is open): a save that lands between the read and
+   the write bumps the version, the rotation's write matches no row, and the case is read again alone.
+   The rotation never bumps the version itself (the plaintext is unchanged), so a tablet's next save
+   is not refused as stale.
 3. Verify that every stored value decrypts with the new key alone before reporting success;
    rows that do not (saved under the old key meanwhile) are rewritten again, a few passes at most.
 """
