@@ -1,16 +1,17 @@
 """Re-encrypting stored answers under a new key without losing a save made meanwhile.
 
-`kakanai keys rotate` runs this beside a live service, so it is a job over a session factory (one
-short transaction per case) rather than a request service:
+`kakanai keys rotate` runs this beside a live service, so it is a job over a session factory (many
+short transactions of its own) rather than a request service:
 
 1. Refuse unless every running instance (app.services.instances) encrypts with the new key: an
    instance that did not know it would fail on the re-encrypted cases, and one that still encrypted
    with the old key would keep writing cases the rotation has to chase.
-2. Rewrite each case in its own transaction with a compare-and-set on its version
-   (`UPDATE cases SET answers = ? WHERE id = ? AND version = ?`): a save that lands between the
-   read and the write bumps the version, the rotation's write matches no row, and the case is read
-   again. The rotation never bumps the version itself (the plaintext is unchanged), so a tablet's
-   next save is not refused as stale.
+2. Rewrite each case with a compare-and-set on its version
+   (`UPDATE cases SET answers = ? WHERE id = ? AND version = ?`), a batch read in one query and written
+   in one short transaction (no decryption while it is open): a save that lands between the read and
+   the write bumps the version, the rotation's write matches no row, and the case is read again alone.
+   The rotation never bumps the version itself (the plaintext is unchanged), so a tablet's next save
+   is not refused as stale.
 3. Verify that every stored value decrypts with the new key alone before reporting success;
    rows that do not (saved under the old key meanwhile) are rewritten again, a few passes at most.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select, type_coerce, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,6 +33,7 @@ from app.services import instances
 
 MAX_PASSES = 5
 MAX_ROW_ATTEMPTS = 50
+READ_BATCH = 50  # cases read per query; each is still written in its own transaction
 _RAW = type_coerce(Case.answers, JSONType).label("answers")  # the stored JSON, ciphertexts as they are
 
 
@@ -83,6 +86,31 @@ def _ids(factory: sessionmaker[Session], batch: int) -> Iterator[str]:
         last = ids[-1]
 
 
+def _write(factory: sessionmaker[Session], case_id: str, version: int, answers: Any, ring: crypto.KeyRing,
+           report: RotationReport) -> bool | None:
+    """Re-encrypt stored answers read at `version` and write them if the case is still at that version.
+
+    True: written (or nothing to do); False: a save overtook the read; None: a value this ring cannot
+    decrypt (left as it is, reported by the verification)."""
+    try:
+        doc, changed = crypto.reencrypt(answers, ring)
+    except crypto.KeyError_:
+        return None
+    if not changed:
+        return True
+    with factory.begin() as session:
+        matched = session.execute(
+            update(Case).where(Case.id == case_id, Case.version == version)
+            .values({Case.answers: type_coerce(doc, JSONType)})
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    if matched == 1:
+        report.rewritten += 1
+        return True
+    report.retried += 1
+    return False
+
+
 def rewrite_case(factory: sessionmaker[Session], case_id: str, ring: crypto.KeyRing, report: RotationReport) -> None:
     """Re-encrypt one case under the ring's current key, re-reading it while saves overtake the write.
 
@@ -95,23 +123,40 @@ def rewrite_case(factory: sessionmaker[Session], case_id: str, ring: crypto.KeyR
             row = conn.execute(select(Case.version, _RAW).where(Case.id == case_id)).one_or_none()
         if row is None:
             return  # deleted meanwhile
+        if _write(factory, case_id, row.version, row.answers, ring, report) is not False:
+            return
+    raise RuntimeError(f"case {case_id} kept changing during the rotation")
+
+
+def _rewrite_batch(factory: sessionmaker[Session], ids: list[str], ring: crypto.KeyRing, report: RotationReport) -> None:
+    """Read a batch in one query, re-encrypt outside any transaction, then write the batch in one short
+    transaction where every UPDATE carries its own version check; overtaken cases go one by one."""
+    with factory() as session:
+        conn = session.connection(execution_options={"sqlite_begin": "DEFERRED"})
+        rows = conn.execute(select(Case.id, Case.version, _RAW).where(Case.id.in_(ids))).all()
+    pending = []
+    for row in rows:
         try:
             doc, changed = crypto.reencrypt(row.answers, ring)
         except crypto.KeyError_:
-            return  # under a key this ring lacks: left as it is and reported by the verification
-        if not changed:
-            return
-        with factory.begin() as session:
+            continue  # reported by the verification
+        if changed:
+            pending.append((row.id, row.version, doc))
+    overtaken = []
+    with factory.begin() as session:
+        for case_id, version, doc in pending:
             matched = session.execute(
-                update(Case).where(Case.id == case_id, Case.version == row.version)
+                update(Case).where(Case.id == case_id, Case.version == version)
                 .values({Case.answers: type_coerce(doc, JSONType)})
                 .execution_options(synchronize_session=False)
             ).rowcount
-        if matched == 1:
-            report.rewritten += 1
-            return
-        report.retried += 1
-    raise RuntimeError(f"case {case_id} kept changing during the rotation")
+            if matched == 1:
+                report.rewritten += 1
+            else:
+                overtaken.append(case_id)
+    report.retried += len(overtaken)
+    for case_id in overtaken:
+        rewrite_case(factory, case_id, ring, report)
 
 
 def stale_cases(factory: sessionmaker[Session], ring: crypto.KeyRing, *, batch: int = 200) -> list[str]:
@@ -142,12 +187,17 @@ def rotate(
     todo: Iterator[str] | list[str] = _ids(factory, batch)
     while report.passes < MAX_PASSES:
         report.passes += 1
-        for case_id in todo:
-            rewrite_case(factory, case_id, ring, report)
-            if report.passes == 1:
-                report.cases += 1
-                if progress is not None and report.cases % 500 == 0:
-                    progress(report)
+        chunk: list[str] = []
+        for case_id in [*todo, None]:
+            if case_id is not None:
+                chunk.append(case_id)
+            if chunk and (case_id is None or len(chunk) == READ_BATCH):
+                _rewrite_batch(factory, chunk, ring, report)
+                if report.passes == 1:
+                    report.cases += len(chunk)
+                    if progress is not None and report.cases % 1000 < len(chunk):
+                        progress(report)
+                chunk = []
         report.stale = stale_cases(factory, ring, batch=batch)
         if not report.stale:
             break
