@@ -212,7 +212,7 @@ def _operator() -> str:
 
 
 def ensure_bootstrap_admin(settings: Settings) -> str | None:
-    """On a fresh development database, create `admin` with a random password and return it."""
+    """On an empty database (any environment), create `admin` with a random password and return it."""
     from sqlalchemy import func, select
 
     from app.models import User
