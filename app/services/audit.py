@@ -93,14 +93,14 @@ class AuditFilter:
 
 def record(
     session: Session, *, action: str, actor: User | None = None, actor_name: str = "", case_id: str | None = None,
-    target: str = "", outcome: str = "ok", client: Client | None = None,
+    target: str = "", outcome: str = "ok", client: Client | None = None, at: dt.datetime | None = None,
 ) -> AuditEntry:
     """Append one entry; `target` names the thing touched (a PDF, a step), never personal data."""
     client = client or Client()
     entry = AuditEntry(
         action=action, actor_id=actor.id if actor else None, actor=(actor.username if actor else actor_name)[:64],
         case_id=case_id, target=target[:200], outcome=outcome[:20], ip=client.ip[:64],
-        user_agent=client.user_agent[:200],
+        user_agent=client.user_agent[:200], **({"at": at} if at is not None else {}),
     )
     session.add(entry)
     return entry
@@ -174,13 +174,13 @@ def failed_login_times(session: Session, *, ip: str, since: dt.datetime,
 
     Refused (rate-limited) attempts are not failures of a password and are left out.
     """
-    rows = session.execute(
-        select(AuditEntry.at, AuditEntry.actor)
+    rows = session.scalars(
+        select(AuditEntry)
         .where(AuditEntry.action == LOGIN_FAILED, AuditEntry.ip == ip, AuditEntry.at >= since,
                AuditEntry.outcome != "rate_limited")
         .order_by(AuditEntry.at, AuditEntry.id)
     )
-    return [at for at, actor in rows if match(actor)]
+    return [row.at for row in rows if match(row.actor)]
 
 
 def count_failed_logins(session: Session, *, ip: str, since: dt.datetime) -> int:

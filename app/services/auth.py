@@ -143,11 +143,11 @@ def authenticate(
     if user is None or not user.active:
         _dummy_verify(password)
         audit.record(session, action=audit.LOGIN_FAILED, actor_name=username, outcome="unknown_user",
-                     client=client).at = now
+                     client=client, at=now)
         raise LoginFailed()
     if user.locked_until is not None and user.locked_until > now:
         _dummy_verify(password)
-        audit.record(session, action=audit.LOGIN_FAILED, actor=user, outcome="locked", client=client).at = now
+        audit.record(session, action=audit.LOGIN_FAILED, actor=user, outcome="locked", client=client, at=now)
         raise LoginFailed()
     try:
         _hasher.verify(user.password_hash, password)
@@ -157,7 +157,8 @@ def authenticate(
             user.locked_until = now + LOCKOUT
             user.failed_logins = 0
         audit.record(session, action=audit.LOGIN_FAILED, actor=user,
-                     outcome="locked_now" if user.locked_until == now + LOCKOUT else "bad_password", client=client).at = now
+                     outcome="locked_now" if user.locked_until == now + LOCKOUT else "bad_password", client=client,
+                     at=now)
         raise LoginFailed() from None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
