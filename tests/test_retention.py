@@ -24,7 +24,7 @@ def _visit(db: Session, registry: DefinitionRegistry, answers: dict[str, Any], *
            status: str = "closed") -> Case:
     when = NOW - dt.timedelta(days=days_ago)
     case = cases.create_case(db, defs=registry.current, answers=answers, user=None, office="honcho",
-                             today=when.date(), now=when)
+                             today=when.date(), now=when, client_date=True)
     case.status = status
     case.closed_at = when + dt.timedelta(hours=2) if status == "closed" else None
     case.signature_png = b"\x89PNG\r\n\x1a\nfake"

@@ -65,6 +65,9 @@ def purge_case(session: Session, case: Case, *, now: dt.datetime, reason: str) -
     case.purged_at = now
     # A tablet still holding the old version must not write the data back: its save gets 409.
     case.version = case.version + 1
+    # Each signer's signature image is personal data too (the digests of signed forms are not).
+    session.execute(update(Signature).where(Signature.case_id == case.id).values(png=None)
+                    .execution_options(synchronize_session=False))
     session.execute(update(SatisfactionResponse).where(SatisfactionResponse.case_id == case.id)
                     .values(comment="").execution_options(synchronize_session=False))
     session.execute(update(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.note != "")

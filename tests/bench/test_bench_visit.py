@@ -52,7 +52,7 @@ def test_the_model_household_replays_through_the_service(baseline_run: visit.Res
     assert m["life_events"] == ["move_in", "childcare"] and m["forms"] == 8
     assert not m["open"] and m["tickets"] == 1 and m["counters_visited"] == 1 and m["pamphlets"] == 1
     assert m["staff"] == 2  # the reception clerk who issued the ticket, the one-stop clerk
-    assert m["writing"]["name"] == {"prefilled": 36, "by_hand": 1}  # the one signature
+    assert m["writing"]["name"] == {"prefilled": 36, "by_hand": 2}  # the signature and the 筆頭者
     assert all(m["writing"][k]["by_hand"] == 0 for k in ("address", "birth_date", "phone"))
     assert set(m["back_office_minutes"]) == {"shimin", "kodomo", "hoiku", "gakumu", "kenko"}
     # The stored events carry the simulated day, not the machine's clock.
@@ -67,7 +67,7 @@ def test_the_printed_table_puts_the_survey_beside_the_measured_figures(baseline_
     m = baseline_run.households[0]
     assert "| counters visited (窓口) | 8 | 1 |" in text
     assert f"| total minutes | 138 | {visit._fmt(m['total_minutes'])} |" in text
-    assert "| names written by hand | 28 | 1 | the one signature on the tablet |" in text
+    assert "| names written by hand | 28 | 2 | the signature on the tablet; 筆頭者 (the household file has no 本籍) |" in text
 
 
 def test_changing_an_assumption_changes_the_measured_minutes(baseline_run: visit.Result, fresh_db: str | None) -> None:

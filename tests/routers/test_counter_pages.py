@@ -276,7 +276,7 @@ def test_review_sign_and_documents(client: TestClient, clerk: str, db: Session,
     assert "署名の前に、次の項目を入力してください" in incomplete.text
     assert autosave(client, clerk, case_id, screen_answers(model_case_raw), 1).json()["errors"] == []
     review = client.get(f"/counter/visits/{case_id}/review", headers=HTML)
-    assert "申請書の内容をご確認ください" in review.text
+    assert "聞き取った内容の確認" in review.text
     assert "尼崎" in review.text and "児童手当" in review.text
     assert "123456789018" not in review.text and "********9018" in review.text
     res = client.post(f"/counter/visits/{case_id}/signature", content=_png(),

@@ -94,8 +94,9 @@ def test_case_metrics_give_the_visits_figures_and_writing(client: TestClient, co
     assert body["wait_first_minutes"] == 10 and body["open"] is False
     assert body["back_office_minutes"] == {"kodomo": 10, "shimin": 15}
     assert body["counters_visited"] == 1 and body["tickets"] == 1 and body["staff"] == 1 and body["pamphlets"] == 1
-    # Every name, address, birth date and phone is printed; the one signature is the only name written.
-    assert body["writing"]["name"] == {"prefilled": 36, "by_hand": 1}
+    # Every name, address, birth date and phone is printed except the 本籍・筆頭者 the household file lacks
+    # (the 転入届 asks for them); the signature is the other name written.
+    assert body["writing"]["name"] == {"prefilled": 36, "by_hand": 2}
     assert body["writing"]["phone"]["by_hand"] == 0
     rows = {r["key"]: r for r in body["comparison"]}
     assert rows["total_minutes"] == {"key": "total_minutes", "label": "滞在時間（分）", "before": 138, "after": 60}
@@ -130,7 +131,7 @@ def test_visits_csv_has_one_line_per_visit_and_is_audited(client: TestClient, ad
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [r["case_number"] for r in rows] == [v.case_number for v in visits]
     assert rows[0]["total_minutes"] == "60.0" and rows[0]["back_office_shimin_minutes"] == "15.0"
-    assert rows[0]["name_by_hand"] == "1" and rows[2]["open"] == "1"
+    assert rows[0]["name_by_hand"] == "2" and rows[2]["open"] == "1"
     assert "Yamada" not in text and "山田" not in text  # no names in the export
     entry = db.scalar(select(AuditEntry).where(AuditEntry.action == "export"))
     assert entry is not None and "visits.csv" in entry.target
@@ -172,7 +173,7 @@ def test_report_has_every_figure_the_dashboard_shows(client: TestClient, admin_h
     assert body["wait_by_hour"]["9"]["median"] == 10 and body["wait_by_hour"]["15"]["median"] == 15
     assert sum(b["count"] for b in body["visit_time_histogram"]) == 2
     assert body["satisfaction"]["distribution"] == {"1": 0, "2": 0, "3": 1, "4": 0, "5": 1}
-    assert body["period"]["writing"]["name"] == {"prefilled_total": 72, "by_hand_total": 2}
+    assert body["period"]["writing"]["name"] == {"prefilled_total": 72, "by_hand_total": 4}
 
 
 def test_wait_estimate_error_agrees_with_the_queue_report(client: TestClient, admin_headers: dict[str, str],
