@@ -111,7 +111,14 @@ def test_integrator_doc_lists_every_key(registry: DefinitionRegistry) -> None:
 
     text = (PROJECT_ROOT / "docs" / "answers.md").read_text(encoding="utf-8")
     missing = [path for path in registry.current.fields if f"| `{path}` |" not in text]
-    assert missing == [], f"docs/answers.md lacks {missing}: regenerate its key tables from interview.yaml"
+    assert missing == [], f"docs/answers.md lacks {missing}: run scripts/answers_keys.py"
+    # The whole generated part, not only the key names: labels, kinds and conditions follow the YAML.
+    import subprocess
+    import sys
+
+    check = subprocess.run([sys.executable, str(PROJECT_ROOT / "scripts" / "answers_keys.py"), "--check"],
+                           capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stderr
     assert "../" + "shared" not in text  # (split: scripts/check-inside-repo.sh greps for the joined form)
 
 
