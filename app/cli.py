@@ -581,7 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
     trotate.set_defaults(func=cmd_departments_token_rotate)
 
     imp = sub.add_parser("import", help="import data received from other services").add_subparsers(
-        dest="import_command", required=True)
+        dest="import_command", required=True, metavar="SOURCE", help="what the data is")
     moving = imp.add_parser("moving-in", help="転入予約 / 転出証明書情報 (引越しワンストップ) export → 本日の来庁予定")
     moving.add_argument("file", help="the export (CSV or JSON, as the mapping says)")
     moving.add_argument("--mapping", required=True, help="mapping file (see samples/moving_in/mapping.yaml)")
@@ -594,12 +594,12 @@ def build_parser() -> argparse.ArgumentParser:
     card.set_defaults(func=lambda args, settings: __import__("app.cardbridge.main", fromlist=["run"]).run_with_logging(args))
 
     notices = sub.add_parser("notify", help="notices to residents (Web Push, e-mail)").add_subparsers(
-        dest="notify_command", required=True)
+        dest="notify_command", required=True, metavar="ACTION", help="what to do")
     nkeys = notices.add_parser("keys", help="print a new VAPID key pair for Web Push")
     nkeys.set_defaults(func=cmd_notify_keys)
     nrun = notices.add_parser("run", help="send the notices that became due (loop, or --once)")
-    nrun.add_argument("--once", action="store_true")
-    nrun.add_argument("--interval", type=float, default=5.0)
+    nrun.add_argument("--once", action="store_true", help="send what is due now, then stop")
+    nrun.add_argument("--interval", type=float, default=5.0, help="seconds between two rounds (default: 5)")
     nrun.set_defaults(func=cmd_notify_run)
 
     bench = sub.add_parser("bench", help="benchmarks that drive the real service").add_subparsers(

@@ -28,6 +28,15 @@ MODEL_CASE = PROJECT_ROOT / "bench" / "households" / "model_move_in_family.json"
 PASSWORD = "correct horse battery staple"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def test_keyring() -> None:
+    """Every test starts from the test settings' key ring, never a key file the default settings would
+    create under ./data (the app and the CLI install their own ring when they start)."""
+    from app import crypto
+
+    crypto.configure(Settings(env="test").keyring())
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh, migrated database for this test session."""

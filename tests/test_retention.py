@@ -139,6 +139,10 @@ def _marked(model: dict[str, Any]) -> dict[str, Any]:
 def _old_marked_visit(url: str, registry: DefinitionRegistry, model: dict[str, Any]) -> None:
     from app.db import make_engine, make_sessionmaker
 
+    from app import crypto
+    from app.settings import Settings
+
+    crypto.configure(Settings(env="test", database_url=url).keyring())  # what the purge CLI reads with
     engine = make_engine(url)
     with make_sessionmaker(engine).begin() as session:
         old = utcnow() - dt.timedelta(days=200)
@@ -151,13 +155,20 @@ def _old_marked_visit(url: str, registry: DefinitionRegistry, model: dict[str, A
 def _purge_with_cli(monkeypatch: pytest.MonkeyPatch, url: str, tmp_path: Path) -> None:
     from app.settings import get_settings
 
+    from app import crypto
+
     monkeypatch.setenv("KAKANAI_DATABASE_URL", url)
     monkeypatch.setenv("KAKANAI_DATA_DIR", str(tmp_path))
+    # The same key ring as the data was written with (env "test"); the CLI installs its own process-wide
+    # ring, so the suite's is put back afterwards.
+    monkeypatch.setenv("KAKANAI_ENV", "test")
+    previous = crypto.keyring()
     get_settings.cache_clear()
     try:
         assert main(["retention", "purge", "--older-than-days", "90"]) == 0
     finally:
         get_settings.cache_clear()
+        crypto.configure(previous)
 
 
 def _found(data: bytes) -> list[str]:
