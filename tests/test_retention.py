@@ -137,9 +137,8 @@ def _marked(model: dict[str, Any]) -> dict[str, Any]:
 
 
 def _old_marked_visit(url: str, registry: DefinitionRegistry, model: dict[str, Any]) -> None:
-    from app.db import make_engine, make_sessionmaker
-
     from app import crypto
+    from app.db import make_engine, make_sessionmaker
     from app.settings import Settings
 
     crypto.configure(Settings(env="test", database_url=url).keyring())  # what the purge CLI reads with
@@ -153,9 +152,8 @@ def _old_marked_visit(url: str, registry: DefinitionRegistry, model: dict[str, A
 
 
 def _purge_with_cli(monkeypatch: pytest.MonkeyPatch, url: str, tmp_path: Path) -> None:
-    from app.settings import get_settings
-
     from app import crypto
+    from app.settings import get_settings
 
     monkeypatch.setenv("KAKANAI_DATABASE_URL", url)
     monkeypatch.setenv("KAKANAI_DATA_DIR", str(tmp_path))
