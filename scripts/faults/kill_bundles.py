@@ -91,7 +91,13 @@ def run(workdir: Path, *, database_url: str | None = None, clients: int = 3, sec
     threads = [threading.Thread(target=worker, args=(c,), daemon=True) for c in cases]
     for t in threads:
         t.start()
+    # At least `seconds`, and on a slow machine until every client has had a bundle acknowledged (at most
+    # 60 s): the kill must land while work is going on, not before any was done.
+    deadline = time.monotonic() + 60
     time.sleep(seconds)
+    while sum(acked.values()) < len(cases) and time.monotonic() < deadline and not problems:
+        time.sleep(0.05)
+    time.sleep(0.2)  # let the next requests get under way
     server.kill()
     stop.set()
     for t in threads:

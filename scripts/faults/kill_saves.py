@@ -77,7 +77,12 @@ def run(workdir: Path, *, database_url: str | None = None, clients: int = 4, sec
     threads = [threading.Thread(target=worker, args=(c,), daemon=True) for c in cases]
     for t in threads:
         t.start()
+    # At least `seconds`, and on a slow machine until enough saves were acknowledged (at most 60 s).
+    deadline = time.monotonic() + 60
     time.sleep(seconds)
+    while sum(v - 1 for v in acked.values()) < 2 * len(cases) and time.monotonic() < deadline and not other_status:
+        time.sleep(0.05)
+    time.sleep(0.2)
     server.kill()
     stop.set()
     for t in threads:
