@@ -305,6 +305,7 @@ class Household:
     case_id: str = ""
     fields: int = 0
     forms: int = 0
+    signers: list[str] = field(default_factory=list)  # who signs, in the order of their first form
     clerk: str = ""
     busy_until: dt.datetime | None = None  # the resident is at a counter until then
     closing: bool = False
@@ -427,16 +428,20 @@ class Replay:
                       json={"version": case["version"], "answers": h.answers})
         apps = self.api.call("GET", f"/api/v1/cases/{h.case_id}/applications", c.token).json()["applications"]
         h.forms = len(apps)
+        h.signers = list(dict.fromkeys(a["signer"] for a in apps if a.get("signer")))
         self._note(h, f"{h.fields} answers typed; {h.forms} forms pre-filled")
         self.sim.after(h.forms * self.a.counter.check_per_form + self.a.counter.sign, self._sign, c, h)
 
     def _sign(self, c: Counter, h: Household) -> None:
-        self.api.call("PUT", f"/api/v1/cases/{h.case_id}/signature", c.token, content=self.png,
-                      headers={"Content-Type": "image/png"})
+        # One signature per signer: each person signs once, only their own forms (the head alone: one PUT).
+        for signer in h.signers or [None]:
+            self.api.call("PUT", f"/api/v1/cases/{h.case_id}/signature", c.token, content=self.png,
+                          headers={"Content-Type": "image/png"}, params={"signer": signer} if signer else None)
         pdf = self.api.call("GET", f"/api/v1/cases/{h.case_id}/bundle.pdf", c.token)
         if not pdf.content.startswith(b"%PDF"):
             raise BenchError("bundle.pdf is not a PDF")
-        self._note(h, f"signed once; bundle printed ({len(pdf.content) // 1024} KiB)")
+        who = "once" if len(h.signers) <= 1 else f"once by each of {len(h.signers)} signers"
+        self._note(h, f"signed {who}; bundle printed ({len(pdf.content) // 1024} KiB)")
         self.sim.after(self.a.counter.print_bundle, self._slip, c, h)
 
     def _slip(self, c: Counter, h: Household) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.forms.expr import MISSING, compile_expr
-from app.forms.schema import Application
+from app.forms.schema import Application, RoleSpec
 
 AGENT = "agent"
 ROLES_KEY = "roles"
@@ -122,9 +122,32 @@ def chosen_roles(answers: Mapping[str, Any], instance_id: str) -> dict[str, str]
     return {k: v for k, v in chosen.items() if isinstance(v, str)} if isinstance(chosen, Mapping) else {}
 
 
+# The signer of a form that needs a signature but declares no `roles` (the 届出人・申請者・請求者 who came):
+# the head if present, else the first present member aged 15 or over, else the head, else the first adult;
+# never the deceased of a death; a 代理人 may sign. Without it such a form would have nobody to sign it and
+# the visit's signature would be refused.
+_LIVING_ADULTS = ("[m for m in household.members if age_on(m.birth_date, visit_date) >= 15 "
+                  "and m.id != death.member_id]")
+DEFAULT_SIGNER = RoleSpec(
+    id="signer", label="届出人・申請者",
+    default=f"coalesce(first(m for m in {_LIVING_ADULTS} if m.present == True and m.relationship == 'head'), "
+            f"first(m for m in {_LIVING_ADULTS} if m.present == True), "
+            f"first(m for m in {_LIVING_ADULTS} if m.relationship == 'head'), first({_LIVING_ADULTS}))",
+    choices=_LIVING_ADULTS,
+    agent=True, signs=True,
+)
+
+
 def assign_roles(app: Application, scope: Mapping[str, Any], answers: Mapping[str, Any], instance_id: str) -> Roles:
-    """Propose (or take the clerk's choice for) every role the application declares, in declaration order."""
-    if not app.roles:
+    """Propose (or take the clerk's choice for) every role the application declares, in declaration order.
+
+    A form that needs a signature but declares no roles is signed by DEFAULT_SIGNER (not bound in its scope).
+    """
+    specs = list(app.roles)
+    fallback = not specs and app.needs_signature
+    if fallback:
+        specs = [DEFAULT_SIGNER]
+    if not specs:
         return Roles()
     members = [m for m in scope.get("members") or [] if isinstance(m, dict)]
     agent = agent_person(answers)
@@ -132,7 +155,7 @@ def assign_roles(app: Application, scope: Mapping[str, Any], answers: Mapping[st
     bound: dict[str, Any] = {}
     out: list[RoleAssignment] = []
     documents: list[str] = []
-    for role in app.roles:
+    for role in specs:
         local = {**scope, **bound}
         allowed_raw = compile_expr(role.choices).evaluate(local)
         allowed = [m for m in (allowed_raw if isinstance(allowed_raw, list) else []) if isinstance(m, Mapping)]
@@ -167,7 +190,7 @@ def assign_roles(app: Application, scope: Mapping[str, Any], answers: Mapping[st
             documents.append(AGENT_DOCUMENTS[agent["agent_kind"]].format(label=role.label))
         out.append(RoleAssignment(role.id, role.label, person_id, person_name(person), was_chosen, role.ask,
                                   role.signs, tuple(choices), problem))
-    return Roles(tuple(out), bound, tuple(dict.fromkeys(documents)))
+    return Roles(tuple(out), {} if fallback else bound, tuple(dict.fromkeys(documents)))
 
 
 def _default(expr: str, scope: Mapping[str, Any], members: list[dict[str, Any]],

@@ -53,7 +53,8 @@ def test_the_model_household_replays_through_the_service(baseline_run: visit.Res
     assert not m["open"] and m["tickets"] == 1 and m["counters_visited"] == 1 and m["pamphlets"] == 1
     assert m["staff"] == 2  # the reception clerk who issued the ticket, the one-stop clerk
     assert m["writing"]["name"] == {"prefilled": 36, "by_hand": 2}  # the signature and the 筆頭者
-    assert all(m["writing"][k]["by_hand"] == 0 for k in ("address", "birth_date", "phone"))
+    assert m["writing"]["address"]["by_hand"] == 1  # the 本籍 (not in the household file)
+    assert all(m["writing"][k]["by_hand"] == 0 for k in ("birth_date", "phone"))
     assert set(m["back_office_minutes"]) == {"shimin", "kodomo", "hoiku", "gakumu", "kenko"}
     # The stored events carry the simulated day, not the machine's clock.
     assert m["arrival_at"].startswith("2026-04-06T00:30:00")  # 09:30 in Japan

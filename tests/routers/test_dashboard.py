@@ -100,11 +100,11 @@ def test_case_metrics_give_the_visits_figures_and_writing(client: TestClient, co
     assert body["writing"]["phone"]["by_hand"] == 0
     rows = {r["key"]: r for r in body["comparison"]}
     assert rows["total_minutes"] == {"key": "total_minutes", "label": "滞在時間（分）", "before": 138, "after": 60}
-    assert rows["name_written"]["after"] == 1 and rows["departments_visited"]["after"] == 1
+    assert rows["name_written"]["after"] == 2 and rows["departments_visited"]["after"] == 1
 
     open_visit = client.get(f"/api/v1/cases/{visits[2].id}/metrics", headers=counter_headers).json()
     assert open_visit["open"] is True and open_visit["total_minutes"] == 30  # 15:30 -> now (16:00)
-    assert open_visit["writing"]["name"]["by_hand"] == 0  # not signed yet
+    assert open_visit["writing"]["name"]["by_hand"] == 1  # not signed yet: only the 筆頭者
     assert client.get("/api/v1/cases/nope/metrics", headers=counter_headers).status_code == 404
 
 

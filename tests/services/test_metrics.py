@@ -254,7 +254,7 @@ def test_handwriting_counts_required_cells_left_empty_and_the_one_signature(regi
     no_phone = handwriting(forms, signed=False)
     assert required_phone > 0
     assert no_phone["phone"] == {"prefilled": 0, "by_hand": required_phone}
-    assert no_phone["name"]["by_hand"] == 0  # not signed yet
+    assert no_phone["name"]["by_hand"] == 1  # not signed yet: only the 筆頭者 the household file lacks
 
 
 def test_charts_escape_text_and_draw_an_empty_state() -> None:
