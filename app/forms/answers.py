@@ -28,6 +28,11 @@ SURVEY_BASELINE_KEYS = frozenset({"departments_visited", "number_tickets", "staf
                                   "total_minutes"})
 # "$comment"-style keys annotate a document (bench/households/*.json); they are checked to hold text
 # and then dropped, so nothing unvalidated is ever stored.
+# The one exception: the counter's autosave records under "$invalid" what it could not store yet
+# (field and message, never the value), so that it blocks signing until corrected. It is checked
+# to be that list and kept.
+HELD_BACK_KEY = "$invalid"
+MAX_HELD_BACK = 500
 MAX_TEXT = 2000
 # C0/C1 controls, and bidi overrides/isolates that would make a printed name read differently from the stored one.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -427,6 +432,10 @@ class _Validator:
             if not isinstance(key, str):
                 self.errors.append(FieldError(shown or "(root)", "項目名は文字列にしてください"))
                 continue
+            if key == HELD_BACK_KEY and not prefix and shown == "":
+                if _held_back(value) is None:
+                    self.errors.append(FieldError(key, "保留中の項目は項目名とメッセージの一覧にしてください"))
+                continue
             if key.startswith("$") and not prefix and shown == "":
                 if not isinstance(value, str):
                     self.errors.append(FieldError(key, "「$」で始まる項目はコメント（文字列）だけにしてください"))
@@ -524,6 +533,9 @@ class _Validator:
         self.errors.extend(FieldError(path, message) for path, message in role_errors)
         if roles:
             out[ROLES_KEY] = roles
+        held_back = _held_back(raw.get(HELD_BACK_KEY))
+        if held_back:
+            out[HELD_BACK_KEY] = held_back
         return out
 
     def required(self, out: dict[str, Any], pending: list[tuple[FieldInfo, str, dict[str, Any] | None]]) -> None:
@@ -567,6 +579,25 @@ class _Validator:
         funeral = _get(out, "death.funeral_on")
         if died_on and funeral and funeral < died_on:
             self.errors.append(FieldError("death.funeral_on", "葬儀の日が亡くなった日より前になっています"))
+
+
+def _held_back(value: Any) -> list[dict[str, str]] | None:
+    """The autosave's list of fields it could not store ({"field", "message"} text only), or None if malformed."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > MAX_HELD_BACK:
+        return None
+    out: list[dict[str, str]] = []
+    for item in value:
+        if not isinstance(item, Mapping) or set(item) != {"field", "message"}:
+            return None
+        field_, message = item["field"], item["message"]
+        if not isinstance(field_, str) or not isinstance(message, str):
+            return None
+        if not 0 < len(field_) <= 200 or len(message) > MAX_TEXT or _CONTROL.search(field_ + message):
+            return None
+        out.append({"field": field_, "message": message})
+    return out
 
 
 def validate_answers(defs: DefinitionSet, raw: Any, *, today: dt.date, draft: bool = False) -> Validated:

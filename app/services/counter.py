@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, ValidationFailed
-from app.forms.answers import PASSTHROUGH_KEYS, FieldError, lookup_postal_code, normalise_postal_code, validate_answers
+from app.forms.answers import HELD_BACK_KEY, PASSTHROUGH_KEYS, FieldError, lookup_postal_code, normalise_postal_code, validate_answers
 from app.forms.context import build_context
 from app.forms.determine import Instance, determine, redirected
 from app.forms.expr import MISSING, compile_expr
@@ -36,7 +36,7 @@ STATUS_LABELS = {"interviewing": "聞き取り中", "signed": "署名済み", "r
 _INDEX = re.compile(r"^(?P<key>[a-z_][a-z0-9_]*)\[(?P<index>\d+)\]$")
 MAX_STRIP_ROUNDS = 8
 # Answers key (passed through like $comment) listing the fields the last autosave could not store.
-INVALID_KEY = "$invalid"
+INVALID_KEY = HELD_BACK_KEY  # validated and kept by validate_answers
 
 
 @dataclass
