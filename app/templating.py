@@ -7,6 +7,8 @@ from functools import lru_cache
 from typing import Any
 
 import jinja2
+from fastapi import Request
+from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from app.forms.wareki import format_wareki
@@ -38,3 +40,14 @@ def get_templates() -> Jinja2Templates:
     env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
     env.filters["wareki"] = _wareki
     return templates
+
+
+def staff_page(request: Request, name: str, context: dict[str, Any], *, status: int = 200) -> HTMLResponse:
+    """A staff page (counter, department, reception): the signed-in user, the CSRF token and the idle timeout
+    from the request's staff session, never cached (it shows personal data)."""
+    row = getattr(request.state, "staff_session", None)
+    base = {"user": row.user if row else None, "csrf_token": row.csrf_token if row else "",
+            "idle_minutes": request.app.state.settings.session_idle_minutes if row else 0}
+    response = get_templates().TemplateResponse(request, name, {**base, **context}, status_code=status)
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -16,6 +16,7 @@ import jaconv
 from app.forms.context import build_context
 from app.forms.expr import compile_expr
 from app.forms.loader import ADDRESS_PARTS, DefinitionSet, FieldInfo
+from app.forms.paths import set_path as _set
 from app.forms.roles import ROLES_KEY, validate_role_choices
 from app.forms.schema import InterviewField
 from app.forms.wareki import DateParseError, parse_date
@@ -393,13 +394,6 @@ def _get(doc: Any, dotted: str) -> Any:
             return None
         doc = doc.get(part)
     return doc
-
-
-def _set(doc: dict[str, Any], dotted: str, value: Any) -> None:
-    parts = dotted.split(".")
-    for part in parts[:-1]:
-        doc = doc.setdefault(part, {})
-    doc[parts[-1]] = value
 
 
 def _empty(value: Any) -> bool:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.forms.address_split import split_address
+from app.forms.paths import set_path as _set
 
 # ISO/IEC 5218 codes, as the card's 性別 field holds them.
 SEX_CODES = {"1": "male", "2": "female"}
@@ -44,17 +45,6 @@ def _get(doc: dict[str, Any], dotted: str) -> Any:
             return None
         cur = cur.get(part)
     return cur
-
-
-def _set(doc: dict[str, Any], dotted: str, value: Any) -> None:
-    parts = dotted.split(".")
-    cur = doc
-    for part in parts[:-1]:
-        nxt = cur.get(part)
-        if not isinstance(nxt, dict):
-            nxt = cur[part] = {}
-        cur = nxt
-    cur[parts[-1]] = value
 
 
 def _new_member_id(members: list[dict[str, Any]]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.forms.context import build_context
+from app.forms.paths import set_path as _set
 from app.forms.schema import Interview, InterviewField
 
 _LIST_ITEMS = 20  # a `list` field without max_length (see app/forms/answers.py)
@@ -34,13 +35,6 @@ def _value(fdef: InterviewField, index: int) -> Any:
     if kind == "id":
         return f"m{index + 1}"
     return "値" * 4
-
-
-def _set(doc: dict[str, Any], dotted: str, value: Any) -> None:
-    parts = dotted.split(".")
-    for part in parts[:-1]:
-        doc = doc.setdefault(part, {})
-    doc[parts[-1]] = value
 
 
 def worst_case_answers(interview: Interview) -> dict[str, Any]:

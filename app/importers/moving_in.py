@@ -15,6 +15,7 @@ from typing import Any
 
 from app.forms.answers import validate_answers
 from app.forms.loader import DefinitionSet
+from app.forms.paths import parent_of
 from app.importers.mapping import ColumnRule, Mapping
 from app.importers.transforms import TransformFailed, TransformSpec, apply_steps
 
@@ -53,17 +54,11 @@ class ImportResult:
 
 
 def _set(doc: dict[str, Any], dotted: str, value: Any) -> None:
-    parts = dotted.split(".")
-    cur = doc
-    for part in parts[:-1]:
-        nxt = cur.get(part)
-        if not isinstance(nxt, dict):
-            nxt = cur[part] = {}
-        cur = nxt
-    if isinstance(value, dict) and isinstance(cur.get(parts[-1]), dict):
-        cur[parts[-1]] = {**value, **cur[parts[-1]]}  # a separate postal-code column wins over the lookup
+    cur, key = parent_of(doc, dotted)
+    if isinstance(value, dict) and isinstance(cur.get(key), dict):
+        cur[key] = {**value, **cur[key]}  # a separate postal-code column wins over the lookup
     else:
-        cur[parts[-1]] = value
+        cur[key] = value
 
 
 def _records(data: bytes, mapping: Mapping) -> tuple[list[tuple[str, dict[str, Any]]], list[RowError]]:

@@ -30,7 +30,7 @@ from app.services import (
 from app.services.clock import local_today
 from app.services.wait_estimate import wait_defaults
 from app.settings import Settings
-from app.templating import get_templates
+from app.templating import get_templates, staff_page
 
 router = APIRouter(include_in_schema=False)
 LOGIN_CSRF_COOKIE = "kakanai_login_csrf"
@@ -41,13 +41,7 @@ QUEUE_LABELS = {"waiting": "お待ち", "called": "呼出中", "serving": "対�
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def _page(request: Request, name: str, context: dict[str, Any], *, status: int = 200) -> HTMLResponse:
-    row = getattr(request.state, "staff_session", None)
-    base = {"user": row.user if row else None, "csrf_token": row.csrf_token if row else "",
-            "idle_minutes": request.app.state.settings.session_idle_minutes if row else 0}
-    response = get_templates().TemplateResponse(request, name, {**base, **context}, status_code=status)
-    response.headers.update(NO_STORE)
-    return response
+_page = staff_page  # the signed-in user, CSRF token and idle timeout; never cached
 
 
 def _cookie_secure(settings: Settings) -> bool:

@@ -17,7 +17,7 @@ from app.forms.schema import Department
 from app.models import User
 from app.services import audit, department_desk, departments, documents, routing
 from app.services.clock import local_today
-from app.templating import get_templates
+from app.templating import get_templates, staff_page
 
 router = APIRouter(include_in_schema=False)
 NO_STORE = {"Cache-Control": "no-store"}
@@ -32,13 +32,7 @@ def _desk(request: Request, session: SessionDep, settings: SettingsDep, defs: De
                                      tz=settings.tz)
 
 
-def _render(request: Request, name: str, context: dict[str, Any], *, status: int = 200) -> HTMLResponse:
-    row = getattr(request.state, "staff_session", None)
-    base = {"user": row.user if row else None, "csrf_token": row.csrf_token if row else "",
-            "idle_minutes": request.app.state.settings.session_idle_minutes if row else 0}
-    response = get_templates().TemplateResponse(request, name, {**base, **context}, status_code=status)
-    response.headers.update(NO_STORE)
-    return response
+_render = staff_page  # the signed-in user, CSRF token and idle timeout; never cached
 
 
 @router.get("/department", response_class=HTMLResponse)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import segno
 from fastapi import APIRouter, Form, Request
@@ -14,19 +14,13 @@ from app.errors import ValidationFailed
 from app.services import audit, reception
 from app.services.clock import local_today
 from app.services.wait_estimate import wait_defaults
-from app.templating import get_templates
+from app.templating import staff_page
 
 router = APIRouter(include_in_schema=False)
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def _render(request: Request, name: str, context: dict[str, Any], *, status: int = 200) -> HTMLResponse:
-    row = getattr(request.state, "staff_session", None)
-    base = {"user": row.user if row else None, "csrf_token": row.csrf_token if row else "",
-            "idle_minutes": request.app.state.settings.session_idle_minutes if row else 0}
-    response = get_templates().TemplateResponse(request, name, {**base, **context}, status_code=status)
-    response.headers.update(NO_STORE)
-    return response
+_render = staff_page  # the signed-in user, CSRF token and idle timeout; never cached
 
 
 @router.get("/reception", response_class=HTMLResponse)

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import pytest
 
 from app.routers.guide import qr_code_svg
+from tests.browser.axe import violations as axe_violations
 from tests.browser.conftest import LiveServer, screenshot
 from tests.conftest import PASSWORD
 
-AXE = Path(__file__).parent / "js" / "node_modules" / "axe-core" / "axe.min.js"
 PHONE = {"width": 390, "height": 844}
 
 
@@ -26,15 +25,6 @@ def phone(browser: Any) -> Iterator[Any]:
     context.close()
 
 
-def axe_violations(page: Any) -> list[dict[str, Any]]:
-    """Run axe-core (npm package, injected from the repo's test tooling) and return serious/critical violations."""
-    if not AXE.exists():
-        pytest.fail(f"{AXE} is missing: run `npm ci --prefix tests/browser/js`")
-    # Evaluated through the DevTools protocol: the page's own CSP (script-src 'self') stays on.
-    page.evaluate(AXE.read_text(encoding="utf-8"))
-    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-    return [{"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]]}
-            for v in result["violations"] if v["impact"] in ("critical", "serious")]
 
 
 @pytest.mark.parametrize(("lang", "event_label", "button", "heading"), [
