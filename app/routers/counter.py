@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -39,6 +40,8 @@ CLEAR_STORAGE = '"storage"'
 DESK_COOKIE = "kakanai_counter"
 QUEUE_LABELS = {"waiting": "お待ち", "called": "呼出中", "serving": "対応中", "done": "対応済み", "skipped": "不在"}
 NO_STORE = {"Cache-Control": "no-store"}
+# The random id a tablet sends with each autosave (see cases.update_answers).
+SAVE_TOKEN = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 
 _page = staff_page  # the signed-in user, CSRF token and idle timeout; never cached
@@ -283,6 +286,7 @@ def interview(request: Request, case_id: str, session: SessionDep, settings: Set
         **_screen_context(defs, case, settings), "new": bool(new), "ticket": ticket,
         "ticket_label": QUEUE_LABELS.get(ticket.status, "") if ticket else "",
         "card_marks": answer_sources.screen_marks(answer_sources.unconfirmed(session, case_id=case.id), case.answers),
+        "last_save_token": cases.last_save_token(session, case),
     })
 
 
@@ -297,9 +301,12 @@ def save_answers(
     answers = payload.get("answers")
     if not isinstance(version, int) or isinstance(version, bool):
         raise ValidationFailed(details=[{"field": "version", "message": "版（version）を整数で送ってください"}])
+    token = payload.get("save_token")
+    if token is not None and not (isinstance(token, str) and SAVE_TOKEN.fullmatch(token)):
+        raise ValidationFailed(details=[{"field": "save_token", "message": "保存の識別子が不正です"}])
     case = cases.get_case_or_raise(session, case_id)
     result = counter.autosave(session, defs=defs, case=case, raw=answers, expected_version=version, user=user,
-                              today=local_today(settings))
+                              today=local_today(settings), save_token=token)
     if result.saved:
         audit.record(session, action=audit.CASE_UPDATED, actor=user, case_id=case.id, target="counter/autosave",
                      client=client)

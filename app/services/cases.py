@@ -114,9 +114,12 @@ def missing_answers(defs: DefinitionSet, case: Case, *, today: dt.date) -> list[
 
 def update_answers(
     session: Session, *, defs: DefinitionSet, case_id: str, answers: Any, expected_version: int,
-    user: User | None, today: dt.date, draft: bool = False, client_date: bool = False,
+    user: User | None, today: dt.date, draft: bool = False, client_date: bool = False, save_token: str | None = None,
 ) -> Case:
     """Replace the answers if the caller saw the latest version; a stale version raises Conflict.
+
+    `save_token` (a random id a tablet sends with each autosave, no personal data) is kept on the
+    `answers_saved` event, so a tablet reloaded while its save was on the way recognises its own save.
 
     The visit date stays the one the server set when the visit began (unless `client_date`, tests only).
     A change to what a signed form prints voids that form's signature.
@@ -142,9 +145,20 @@ def update_answers(
         session.refresh(case)
         raise Conflict(current_version=case.version)
     session.refresh(case)
-    record_event(session, case, "answers_saved", actor=user, at=now, data={"version": case.version})
+    data: dict[str, Any] = {"version": case.version}
+    if save_token:
+        data["save_token"] = save_token
+    record_event(session, case, "answers_saved", actor=user, at=now, data=data)
     signatures.void_changed(session, defs=defs, case=case, actor=user)
     return case
+
+
+def last_save_token(session: Session, case: Case) -> str:
+    """The save token of the autosave that made the case's current version ("" when none was sent)."""
+    row = session.scalar(select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.kind == "answers_saved")
+                         .order_by(CaseEvent.id.desc()).limit(1))
+    data = row.data if row is not None and isinstance(row.data, dict) else {}
+    return str(data.get("save_token", "")) if data.get("version") == case.version else ""
 
 
 def list_cases(session: Session, *, office: str, day: dt.date) -> list[Case]:

@@ -308,7 +308,7 @@ def storable(defs: DefinitionSet, raw: dict[str, Any], *, today: dt.date) -> tup
 
 def autosave(
     session: Session, *, defs: DefinitionSet, case: Case, raw: Any, expected_version: int, user: User,
-    today: dt.date,
+    today: dt.date, save_token: str | None = None,
 ) -> Saved:
     """Store the valid part of the screen's answers if the tab saw the latest version (else Conflict)."""
     if not isinstance(raw, dict):
@@ -330,7 +330,8 @@ def autosave(
             raise Conflict(current_version=case.version)
         return Saved(case, errors, saved=False)
     updated = cases.update_answers(session, defs=defs, case_id=case.id, answers=answers,
-                                   expected_version=expected_version, user=user, today=today, draft=True)
+                                   expected_version=expected_version, user=user, today=today, draft=True,
+                                   save_token=save_token)
     return Saved(updated, errors, saved=True)
 
 

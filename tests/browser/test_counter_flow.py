@@ -278,3 +278,35 @@ def test_invalid_entries_show_japanese_messages_next_to_the_field(page: Any, liv
     # The typed text stays on screen for correction.
     assert page.get_by_label("引っ越した日（異動日）").input_value() == "令和99年13月1日"
     expect(page.get_by_label("電話番号（日中に連絡がとれる番号）")).to_have_attribute("aria-invalid", "true")
+
+
+def test_a_reload_while_a_save_is_on_its_way_is_not_taken_for_another_tablet(page: Any, live_server: LiveServer) -> None:
+    # The save reaches the server and is stored, but the tablet reloads before the answer comes back: the
+    # newer version is this tablet's own save (its id is on the answers_saved event), not a conflict.
+    base = live_server.url
+    log_in(page, base)
+    case_id = start(page, "転入（引っ越してきた）")
+    page.get_by_label("電話番号（日中に連絡がとれる番号）").fill("090-1111-2222")
+    wait_saved(page)
+    held: list[Any] = []
+
+    def hold(route: Any) -> None:
+        route.fetch()  # the server stores it; the tablet never hears back
+        held.append(route)
+
+    page.route("**/answers", hold)
+    page.get_by_label("電話番号（日中に連絡がとれる番号）").fill("090-3333-4444")
+    page.get_by_label("電話番号（日中に連絡がとれる番号）").blur()
+    page.wait_for_function("() => document.getElementById('save-state').textContent.startsWith('保存中')")
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the save never left the tablet"
+    page.unroute("**/answers")
+    page.reload()
+    assert page.locator("#conflict").is_hidden()
+    assert page.get_by_label("電話番号（日中に連絡がとれる番号）").input_value() == "090-3333-4444"
+    wait_saved(page)
+    with live_server.session() as s:
+        assert s.get(Case, case_id).answers["phone"] == "090-3333-4444"

@@ -18,6 +18,7 @@
   let inflight = false;
   let again = false;
   let conflicted = false;
+  let sendingToken = null;  // the id of the save on its way, if any
   let discarding = false;
   let retryDelay = 2000;
 
@@ -162,8 +163,14 @@
   // ---- saving -------------------------------------------------------------------------------------
   function remember() {
     try {
-      localStorage.setItem(storeKey, JSON.stringify({ baseVersion: version, answers: collect(), at: Date.now() }));
+      localStorage.setItem(storeKey, JSON.stringify({ baseVersion: version, answers: collect(), at: Date.now(),
+                                                      sending: sendingToken }));
     } catch (e) { /* storage full or disabled: the server copy still holds the last save */ }
+  }
+  function newToken() {
+    const bytes = new Uint8Array(12);
+    crypto.getRandomValues(bytes);
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
   }
   function forget() { try { localStorage.removeItem(storeKey); } catch (e) { /* ignore */ } }
   // Leaving the visit (logout, closing it) takes the unsaved draft with it: nothing personal stays behind.
@@ -196,13 +203,17 @@
   async function saveOnce() {
     const sentEdit = editCount;
     const answers = collect();
+    // A random id for this save, remembered with the draft while it is on the way: after a reload the
+    // page can tell its own save (the server keeps the id) from another tablet's.
+    sendingToken = newToken();
+    if (editCount !== savedEdit) remember();
     setState("保存中…", "pending");
     let res;
     try {
       res = await fetch("/counter/visits/" + caseId + "/answers", {
         method: "POST",
         headers: { "Content-Type": "application/json", "Accept": "application/json", "X-CSRF-Token": csrf },
-        body: JSON.stringify({ answers: answers, version: version }),
+        body: JSON.stringify({ answers: answers, version: version, save_token: sendingToken }),
         credentials: "same-origin",
       });
     } catch (e) {
@@ -235,6 +246,7 @@
     }
     version = body.version;
     root.dataset.version = String(version);
+    sendingToken = null;
     showErrors(body.errors);
     applyVisibility(body.visibility);
     applyNormalised(body.normalised, sentEdit);
@@ -513,7 +525,9 @@
   let draft = null;
   try { draft = JSON.parse(localStorage.getItem(storeKey) || "null"); } catch (e) { draft = null; }
   if (draft && draft.answers) {
-    if (draft.baseVersion === version) {
+    const ownSave = draft.sending && draft.sending === root.dataset.lastSave && draft.baseVersion < version;
+    if (draft.baseVersion === version || ownSave) {
+      // Unsaved input of this tablet (the newer version, if any, is this tablet's own save that was on its way).
       apply(draft.answers);
       document.getElementById("restored").hidden = false;
       edited();
