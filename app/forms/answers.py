@@ -13,7 +13,7 @@ from typing import Any
 
 import jaconv
 
-from app.forms.context import build_context
+from app.forms.context import OUTSIDE_HEIR, build_context
 from app.forms.expr import compile_expr
 from app.forms.loader import ADDRESS_PARTS, DefinitionSet, FieldInfo
 from app.forms.paths import set_path as _set
@@ -523,6 +523,8 @@ class _Validator:
         self.required(out, pending)
         self.cross_checks(out)
         member_ids = {str(m.get("id")) for m in _get(out, "household.members") or [] if m.get("id")}
+        if isinstance(_get(out, "death.heir"), Mapping):
+            member_ids.add(OUTSIDE_HEIR)  # the heir who lives elsewhere may be chosen for a role
         roles, role_errors = validate_role_choices(raw.get(ROLES_KEY), member_ids)
         self.errors.extend(FieldError(path, message) for path, message in role_errors)
         if roles:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import io
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from reportlab.lib.units import mm
+from reportlab.lib.utils import ImageReader
 
 from app.forms.fonts import ROLE_NAME, ROLE_TEXT, is_variation_selector
 from app.forms.primitives import (
@@ -82,16 +84,22 @@ def lines_at(lines: Sequence[str], role: str, size: float, align: str, area: Box
     ]
 
 
+def signature_size(png: bytes) -> tuple[float, float]:
+    """A signature PNG's pixel size (its aspect decides how it fits the box)."""
+    try:
+        width, height = ImageReader(io.BytesIO(png)).getSize()
+    except Exception as exc:
+        raise ValueError("signature_png is not a readable image") from exc
+    return float(width), float(height)
+
+
 class CellPainter:
     """Lays out the inside of cells for one form and numbers what overflows to the addendum."""
 
-    def __init__(self, options: RenderOptions, measure: Measure, signature: tuple[float, float] | None,
-                 signature_png: bytes | None = None, signature_box: str = "role") -> None:
+    def __init__(self, options: RenderOptions, measure: Measure, signatures: Mapping[str, bytes] | None = None) -> None:
         self.options = options
         self.measure = measure
-        self.signature = signature
-        self.signature_png = signature_png
-        self.signature_box = signature_box
+        self.signatures = dict(signatures or {})  # box name (a cell's signs_as, "" unmarked) → PNG
         self.overflows: list[Overflow] = []
 
     def overflow(self, label: str, text: str, role: str) -> str:
@@ -126,8 +134,7 @@ class CellPainter:
         if style == "blank":
             return prims
         if style == "signature":
-            box_kind = "agent" if spec.signs_as == "agent" else "role"
-            return prims + (self._signature(area) if box_kind == self.signature_box else [])
+            return prims + self._signature(area, self.signatures.get(spec.signs_as or ""))
         if style == "check":
             return prims + self._check(cell, area, box, where)
         if style == "comb":
@@ -229,11 +236,11 @@ class CellPainter:
             prims.append(self._marker(box, self.overflow(where, f"選択: {text}", ROLE_TEXT)))
         return prims
 
-    def _signature(self, area: Box) -> list[Prim]:
-        if self.signature is None or area.w <= 0 or area.h <= 0:
+    def _signature(self, area: Box, png: bytes | None) -> list[Prim]:
+        if png is None or area.w <= 0 or area.h <= 0:
             return []
-        iw, ih = self.signature
+        iw, ih = signature_size(png)
         scale = min(area.w / iw, area.h / ih)
         w, h = iw * scale, ih * scale
-        return [Image(Box(area.x + (area.w - w) / 2, area.y + (area.h - h) / 2, w, h), self.signature_png)]
+        return [Image(Box(area.x + (area.w - w) / 2, area.y + (area.h - h) / 2, w, h), png)]
 

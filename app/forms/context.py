@@ -23,6 +23,8 @@ ALIASES: dict[str, str] = {
     "survivors": MEMBERS,
     "movers": MEMBERS,
 }
+# The person id of an heir who is not a household member (death.heir): roles and signatures use it.
+OUTSIDE_HEIR = "heir"
 # Values the service adds that are not answers.
 BUILTINS: frozenset[str] = frozenset({"case_number", "today"})
 
@@ -55,7 +57,7 @@ def build_context(answers: Mapping[str, Any], *, case_number: str | None = None)
     deceased = _by_id(members, death.get("member_id"))
     heir = _by_id(members, death.get("heir_member_id"))
     if heir is None and isinstance(death.get("heir"), Mapping):
-        heir = dict(death["heir"])
+        heir = {**death["heir"], "id": OUTSIDE_HEIR}
     ctx: dict[str, Any] = {k: v for k, v in answers.items() if not k.startswith("$")}
     ctx.update(
         members=members,

@@ -36,6 +36,16 @@ class MissingAnswer:
 
 
 @dataclass(frozen=True)
+class SigningSlot:
+    """One signature a form needs: its key (the form's id for its first signer), the role and who signs."""
+
+    key: str
+    instance_id: str
+    role_id: str
+    person_id: str | None
+
+
+@dataclass(frozen=True)
 class Instance:
     """One application to prepare (one form), possibly for one member."""
 
@@ -70,9 +80,16 @@ class Instance:
 
     @property
     def signer_id(self) -> str | None:
-        """Who signs this form: a member id, "agent", or None (no signer declared or nobody fits)."""
+        """Who signs this form first: a member id, "agent", "heir", or None (no signer declared or nobody fits)."""
         signer = self.roles.signer
         return signer.person_id if signer is not None else None
+
+    @property
+    def signing_slots(self) -> tuple[SigningSlot, ...]:
+        """Every signature this form needs, one per signing role (婚姻届: two)."""
+        return tuple(SigningSlot(self.instance_id if index == 0 else f"{self.instance_id}/{a.role_id}",
+                                 self.instance_id, a.role_id, a.person_id)
+                     for index, a in enumerate(self.roles.signers))
 
 
 def _scalar_values(observations: list[Observation]) -> dict[str, Any]:

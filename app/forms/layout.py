@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from pypdf import PageObject, PdfReader
 from reportlab.lib.units import mm
-from reportlab.lib.utils import ImageReader
 
 from app.forms.cells import CellPainter, Overflow, lines_at, text_role, value_size
 from app.forms.fonts import ROLE_NAME, ROLE_TEXT
@@ -388,21 +387,9 @@ class FormPlan:
     overflowed: tuple[str, ...]
 
 
-def signature_size(png: bytes | None) -> tuple[float, float] | None:
-    if png is None:
-        return None
-    try:
-        width, height = ImageReader(io.BytesIO(png)).getSize()
-    except Exception as exc:
-        raise ValueError("signature_png is not a readable image") from exc
-    return float(width), float(height)
-
-
 def plan_form(form: ResolvedForm, options: RenderOptions, measure: Measure) -> FormPlan:
-    # A form's own signer's signature (one per signer) wins over the options' one signature for all forms.
-    png = form.signature if form.signature is not None else options.signature_png
-    painter = CellPainter(options, measure, signature_size(png),
-                          form.signature if form.signature is not None else None, form.signature_box)
+    # Each signer's own signature in their own box; the options' one signature (scripts) only in the first.
+    painter = CellPainter(options, measure, form.box_signatures(options.signature_png))
     template: PdfReader | None = None
     if form.template is not None:
         template = PdfReader(io.BytesIO(form.template))

@@ -402,10 +402,37 @@ def _check_application(
     if app.overlay is not None:
         _check_template(app, smap, checker, defs_dir, templates, scope, template=app.overlay.template,
                         fields=app.overlay.fields, prefix="overlay.")
+    _check_signers(app, smap, problems)
     if app.external is None and app.needs_signature and not any(c.style == "signature" for _, c, _ in _layout_cells(app)) \
             and not any(f.style == "signature" for f in app.fields):
         problems.append(Problem(smap.file, smap.line_of("needs_signature"), "needs_signature",
                                 "needs_signature が true ですが署名欄（style: signature）がありません"))
+
+
+def _check_signers(app: Application, smap: SourceMap, problems: list[Problem]) -> None:
+    """Every signature box belongs to a declared signer, and every signer after the first has a box of its own."""
+    signing = [(i, r) for i, r in enumerate(app.roles) if r.signs]
+    signing_ids = {r.id for _, r in signing}
+    boxes = [(path, c) for path, c, _ in _layout_cells(app) if c.style == "signature"]
+    boxes += [(f"fields.{i}", f) for i, f in enumerate(app.fields) if f.style == "signature"]
+    if app.overlay is not None:
+        boxes += [(f"overlay.fields.{i}", f) for i, f in enumerate(app.overlay.fields) if f.style == "signature"]
+    for path, cell in boxes:
+        where = f"{path}.signs_as" if cell.signs_as is not None else path
+        if not signing:
+            problems.append(Problem(smap.file, smap.line_of(path), path,
+                                    f"署名欄「{cell.label or '署名'}」がありますが、署名する方が roles に宣言されていません"
+                                    "（届出人・申請者・請求者などの役割に signs: true を付けてください）"))
+        elif cell.signs_as is not None and cell.signs_as != "agent" and cell.signs_as not in signing_ids:
+            problems.append(Problem(smap.file, smap.line_of(where), where,
+                                    f"signs_as には署名する役割（signs: true）の id か agent を指定してください: "
+                                    f"{cell.signs_as}（署名する役割: {', '.join(sorted(signing_ids))}）"))
+    marked = {c.signs_as for _, c in boxes}
+    for i, role in signing[1:]:
+        if role.id not in marked:
+            problems.append(Problem(smap.file, smap.line_of(f"roles.{i}.signs"), f"roles.{i}.signs",
+                                    f"2人目の署名する方「{role.label}」の署名欄がありません"
+                                    f"（その方の欄に signs_as: {role.id} を書いてください）"))
 
 
 def _check_external(app: Application, smap: SourceMap, problems: list[Problem]) -> None:

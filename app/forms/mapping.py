@@ -60,12 +60,12 @@ def resolve_form(defs: DefinitionSet, instance: Instance, *, case_number: str) -
         filed_on = dt.date.fromisoformat(filed) if isinstance(filed, str) else None
     except ValueError:
         filed_on = None
-    signer = instance.roles.signer
-    agent_box = signer is not None and signer.by_agent and any(c.signs_as == "agent" for c in all_cells(app))
+    boxes = signature_boxes(instance)
     common: dict[str, Any] = {
         "instance_id": instance.instance_id, "title": instance.title, "department_name": department.name,
         "case_number": case_number, "filed_on": filed_on, "notes": tuple(app.notes),
-        "signer_id": instance.signer_id, "signature_box": "agent" if agent_box else "role",
+        "signer_id": instance.signer_id, "signature_box": "agent" if boxes and boxes[0][0] == "agent" else "role",
+        "signature_boxes": boxes,
     }
     if app.template is not None:
         placed = tuple((f.place, resolve_cell(f, scope)) for f in app.fields if f.place is not None)
@@ -98,6 +98,27 @@ def resolve_overlay(defs: DefinitionSet, instance: Instance, *, case_number: str
     placed = tuple((f.place, resolve_cell(f, instance.scope)) for f in app.overlay.fields if f.place is not None)
     return replace(base, heading=app.title, recipient=None, layout=None, sections=(),
                    template=defs.templates[app.overlay.template], placed=placed, values_only=not on_template)
+
+
+def signature_boxes(instance: Instance) -> tuple[tuple[str, str | None], ...]:
+    """(box, person) for each signer of the form: whose signature goes in which signature box.
+
+    A box is named by its cell's `signs_as`: a role id, "agent" (the 代理人 box, used when an agent acts for
+    that role) or "" (an unmarked box: the form's first signing role).
+    """
+    marks = {c.signs_as or "" for c in all_cells(instance.application) if c.style == "signature"}
+    out: list[tuple[str, str | None]] = []
+    for index, role in enumerate(instance.roles.signers):
+        if role.by_agent and "agent" in marks:
+            key = "agent"
+        elif role.role_id in marks:
+            key = role.role_id
+        elif index == 0:
+            key = ""
+        else:
+            continue  # the loader refuses a second signer without its own box
+        out.append((key, role.person_id))
+    return tuple(out)
 
 
 def all_cells(app: Application) -> list[FormField]:

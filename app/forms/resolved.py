@@ -77,8 +77,27 @@ class ResolvedForm:
     signer_id: str | None = None
     signature: bytes | None = None
     signature_box: str = "role"
+    # Every signer's box (婚姻届: both spouses): (box name = a cell's `signs_as`, "" unmarked; person id),
+    # and the valid signature PNG of each person who signed this form (person id, PNG).
+    signature_boxes: tuple[tuple[str, str | None], ...] = ()
+    signatures: tuple[tuple[str, bytes], ...] = ()
     # Overlay print mode: only the values, at the template's positions, for the paper the resident brought.
     values_only: bool = False
+
+    def box_signatures(self, fallback: bytes | None = None) -> dict[str, bytes]:
+        """Signature box name → the PNG drawn in it; each person's signature only in their own box.
+
+        `fallback` (one signature for every form, used by scripts) goes to the first signer's box.
+        """
+        pngs = dict(self.signatures)
+        if self.signature is not None and self.signer_id is not None:
+            pngs.setdefault(self.signer_id, self.signature)
+        out = {box: pngs[person] for box, person in self.signature_boxes if person is not None and person in pngs}
+        first = self.signature_boxes[0][0] if self.signature_boxes else ("agent" if self.signature_box == "agent" else "")
+        primary = self.signature if self.signature is not None else fallback
+        if primary is not None:
+            out.setdefault(first, primary)
+        return out
 
     def cells(self) -> list[ResolvedCell]:
         """Every cell of the form, rows and tables and template fields alike."""

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.forms.context import OUTSIDE_HEIR
 from app.forms.expr import MISSING, compile_expr
-from app.forms.schema import Application, RoleSpec
+from app.forms.schema import Application
 
 AGENT = "agent"
 ROLES_KEY = "roles"
@@ -67,8 +68,13 @@ class Roles:
 
     @property
     def signer(self) -> RoleAssignment | None:
-        """The role whose person signs the form (None: the form declares no signer)."""
+        """The first role whose person signs the form (None: the form declares no signer)."""
         return next((a for a in self.assignments if a.signs), None)
+
+    @property
+    def signers(self) -> tuple[RoleAssignment, ...]:
+        """Every role whose person signs the form, in declaration order (婚姻届: both spouses)."""
+        return tuple(a for a in self.assignments if a.signs)
 
     @property
     def problems(self) -> list[str]:
@@ -122,34 +128,19 @@ def chosen_roles(answers: Mapping[str, Any], instance_id: str) -> dict[str, str]
     return {k: v for k, v in chosen.items() if isinstance(v, str)} if isinstance(chosen, Mapping) else {}
 
 
-# The signer of a form that needs a signature but declares no `roles` (the 届出人・申請者・請求者 who came):
-# the head if present, else the first present member aged 15 or over, else the head, else the first adult;
-# never the deceased of a death; a 代理人 may sign. Without it such a form would have nobody to sign it and
-# the visit's signature would be refused.
-_LIVING_ADULTS = ("[m for m in household.members if age_on(m.birth_date, visit_date) >= 15 "
-                  "and m.id != death.member_id]")
-DEFAULT_SIGNER = RoleSpec(
-    id="signer", label="届出人・申請者",
-    default=f"coalesce(first(m for m in {_LIVING_ADULTS} if m.present == True and m.relationship == 'head'), "
-            f"first(m for m in {_LIVING_ADULTS} if m.present == True), "
-            f"first(m for m in {_LIVING_ADULTS} if m.relationship == 'head'), first({_LIVING_ADULTS}))",
-    choices=_LIVING_ADULTS,
-    agent=True, signs=True,
-)
-
-
 def assign_roles(app: Application, scope: Mapping[str, Any], answers: Mapping[str, Any], instance_id: str) -> Roles:
     """Propose (or take the clerk's choice for) every role the application declares, in declaration order.
 
-    A form that needs a signature but declares no roles is signed by DEFAULT_SIGNER (not bound in its scope).
+    Who signs is always declared (`signs: true`); the loader refuses a signature box without a signing role.
     """
     specs = list(app.roles)
-    fallback = not specs and app.needs_signature
-    if fallback:
-        specs = [DEFAULT_SIGNER]
     if not specs:
         return Roles()
     members = [m for m in scope.get("members") or [] if isinstance(m, dict)]
+    heir = scope.get("heir")
+    outside_heir = heir if isinstance(heir, dict) and heir.get("id") == OUTSIDE_HEIR else None
+    if outside_heir is not None:
+        members.append(outside_heir)  # an heir who lives elsewhere (death.heir) may file and sign
     agent = agent_person(answers)
     chosen = chosen_roles(answers, instance_id)
     bound: dict[str, Any] = {}
@@ -159,6 +150,8 @@ def assign_roles(app: Application, scope: Mapping[str, Any], answers: Mapping[st
         local = {**scope, **bound}
         allowed_raw = compile_expr(role.choices).evaluate(local)
         allowed = [m for m in (allowed_raw if isinstance(allowed_raw, list) else []) if isinstance(m, Mapping)]
+        if role.heir and outside_heir is not None:
+            allowed.append(outside_heir)
         choices = [RoleChoice(str(m.get("id")), person_name(m)) for m in allowed if m.get("id")]
         if role.agent and agent is not None:
             choices.append(RoleChoice(AGENT, f"{person_name(agent)}（{AGENT_KINDS[agent['agent_kind']]}）"))
@@ -190,7 +183,7 @@ def assign_roles(app: Application, scope: Mapping[str, Any], answers: Mapping[st
             documents.append(AGENT_DOCUMENTS[agent["agent_kind"]].format(label=role.label))
         out.append(RoleAssignment(role.id, role.label, person_id, person_name(person), was_chosen, role.ask,
                                   role.signs, tuple(choices), problem))
-    return Roles(tuple(out), {} if fallback else bound, tuple(dict.fromkeys(documents)))
+    return Roles(tuple(out), bound, tuple(dict.fromkeys(documents)))
 
 
 def _default(expr: str, scope: Mapping[str, Any], members: list[dict[str, Any]],

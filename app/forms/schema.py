@@ -191,8 +191,10 @@ class RoleSpec(Strict):
     `id` is the name the form's fields use (`claimant.birth_date`). `default` and `choices` are expressions
     over the answers (and the roles declared before this one): a member, and a list of members. With
     `agent: true` a 代理人 who came may act in the role; `ask: true` makes the clerk confirm the choice;
-    `signs: true` marks the person who signs the form; `same_as` names a role this one must be the same
-    person as (an account held by someone other than the claimant is flagged before signing).
+    `signs: true` marks a person who signs the form (婚姻届: both spouses, each in the box marked
+    `signs_as: <role id>`); `same_as` names a role this one must be the same
+    person as (an account held by someone other than the claimant is flagged before signing); `heir: true`
+    lets the heir who lives outside the household (death.heir, person id "heir") take the role.
     """
 
     id: Identifier
@@ -204,6 +206,7 @@ class RoleSpec(Strict):
     signs: bool = False
     same_as: Identifier | None = None
     optional: bool = False  # nobody may fit (a 出生届 without a father): not a problem
+    heir: bool = False  # the heir who lives elsewhere (death.heir, not a member) may also take this role
     help: str | None = None
 
 
@@ -295,8 +298,9 @@ class FormField(Strict):
     required: bool = False
     note: str | None = None
     place: Placement | None = None
-    # A signature box for the 代理人: it gets the agent's signature when an agent acts for the signer.
-    signs_as: Literal["agent"] | None = None
+    # Whose signature box this is: a signing role's id (婚姻届: `husband`, `wife`), or "agent" for the 代理人
+    # box (it gets the agent's signature when an agent acts for the signer). Unmarked: the first signing role.
+    signs_as: Identifier | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> FormField:
@@ -406,8 +410,6 @@ class Application(Strict):
         ids = [r.id for r in self.roles]
         if len(set(ids)) != len(ids):
             raise ValueError("roles の id が重複しています")
-        if sum(1 for r in self.roles if r.signs) > 1:
-            raise ValueError("署名する役割（signs: true）は1つだけにしてください")
         for index, role in enumerate(self.roles):
             if role.same_as is not None and role.same_as not in ids[:index]:
                 raise ValueError(f"roles.{index}.same_as: これより前に宣言した役割の id を指定してください: {role.same_as}")

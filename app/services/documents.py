@@ -107,7 +107,7 @@ def render_instance_pdf(
     if inst is None:
         raise NotFound("この案件にはその申請書はありません")
     form = resolve_form(defs, inst, case_number=case.case_number)
-    form = replace(form, signature=signatures.form_signatures(session, case, [inst]).get(inst.instance_id))
+    form = replace(form, signatures=signatures.form_signatures(session, case, [inst]).get(inst.instance_id, ()))
     options = _options(case, city_name=city_name, defs=defs, qr=f"kakanai:{case.case_number}:{instance_id}")
     pdf = render_form(form, options).pdf
     record_event(session, case, "form_printed", actor=actor, data={"instance": instance_id})
@@ -149,7 +149,7 @@ def render_bundle_pdf(
         raise ValidationFailed("この聞き取り内容では作成する申請書がありません",
                                details=[{"field": "life_events", "message": "手続きのきっかけを確認してください"}])
     signed = signatures.form_signatures(session, case, instances)
-    forms = [replace(f, signature=signed.get(f.instance_id))
+    forms = [replace(f, signatures=signed.get(f.instance_id, ()))
              for f in resolve_all(defs, instances, case_number=case.case_number)]
     options = _options(case, city_name=city_name, defs=defs, qr=f"kakanai:{case.case_number}")
     visit = case.answers.get("visit_date") or ""

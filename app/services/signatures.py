@@ -15,7 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import ValidationFailed
-from app.forms.determine import Instance, determine
+from app.forms.context import OUTSIDE_HEIR
+from app.forms.determine import Instance, SigningSlot, determine
 from app.forms.loader import DefinitionSet
 from app.forms.mapping import printed_digest, resolve_form
 from app.forms.roles import AGENT, agent_person, person_name
@@ -46,9 +47,16 @@ def signing_instances(defs: DefinitionSet, case: Case) -> list[Instance]:
             if i.application.needs_signature]
 
 
+def _slots(instances: Sequence[Instance]) -> list[tuple[Instance, SigningSlot]]:
+    """Every signature the forms need: one per signing role of each form (婚姻届: two)."""
+    return [(inst, slot) for inst in instances for slot in inst.signing_slots]
+
+
 def _name(case: Case, signer: str) -> str:
     if signer == AGENT:
         return person_name(agent_person(case.answers)) + "（代理人）"
+    if signer == OUTSIDE_HEIR:
+        return person_name((case.answers.get("death") or {}).get("heir"))
     members = (case.answers.get("household") or {}).get("members") or []
     return next((person_name(m) for m in members if m.get("id") == signer), signer)
 
@@ -63,13 +71,13 @@ def signers(session: Session, defs: DefinitionSet, case: Case) -> list[SignerVie
     valid = _valid(session, case)
     signed = set(session.scalars(select(Signature.signer).where(Signature.case_id == case.id)))
     views: dict[str, SignerView] = {}
-    for inst in signing_instances(defs, case):
-        signer = inst.signer_id
+    for inst, slot in _slots(signing_instances(defs, case)):
+        signer = slot.person_id
         if signer is None:
             continue
         view = views.setdefault(signer, SignerView(signer, _name(case, signer), signed=signer in signed))
         view.forms.append(inst.title)
-        row = valid.get(inst.instance_id)
+        row = valid.get(slot.key)
         if row is None or row.signer != signer:
             view.waiting.append(inst.title)
     return list(views.values())
@@ -79,10 +87,10 @@ def unsigned_forms(session: Session, defs: DefinitionSet, case: Case) -> list[di
     """Forms whose signer has not signed them (yet, or again after a change): the exit check lists them."""
     valid = _valid(session, case)
     out = []
-    for inst in signing_instances(defs, case):
-        row = valid.get(inst.instance_id)
-        if row is None or row.signer != inst.signer_id:
-            who = _name(case, inst.signer_id) if inst.signer_id else "（署名する方が決まっていません）"
+    for inst, slot in _slots(signing_instances(defs, case)):
+        row = valid.get(slot.key)
+        if row is None or row.signer != slot.person_id:
+            who = _name(case, slot.person_id) if slot.person_id else "（署名する方が決まっていません）"
             out.append({"instance_id": inst.instance_id, "title": inst.title, "signer": who})
     return out
 
@@ -114,16 +122,19 @@ def sign(
     row.signed_at = now
     existing = {r.instance_id: r for r in session.scalars(select(SignedForm).where(SignedForm.case_id == case.id))}
     signed: list[str] = []
-    for inst in signing_instances(defs, case):
-        if inst.signer_id != signer:
+    for inst, slot in _slots(signing_instances(defs, case)):
+        if slot.person_id != signer:
             continue
         digest = printed_digest(resolve_form(defs, inst, case_number=case.case_number))
-        form = existing.get(inst.instance_id)
+        # One row per signature a form needs: keyed by the form's id for its first signer (婚姻届's second
+        # signer: "<form>/<role>"), so a form signed by two people waits for both.
+        form = existing.get(slot.key)
         if form is None:
-            form = SignedForm(case_id=case.id, instance_id=inst.instance_id)
+            form = SignedForm(case_id=case.id, instance_id=slot.key)
             session.add(form)
         form.signer, form.digest, form.signed_at, form.voided_at = signer, digest, now, None
-        signed.append(inst.instance_id)
+        if inst.instance_id not in signed:
+            signed.append(inst.instance_id)
     session.flush()
     return signed
 
@@ -134,12 +145,12 @@ def void_changed(session: Session, *, defs: DefinitionSet, case: Case, actor: Us
                                                          SignedForm.voided_at.is_(None))))
     if not rows:
         return []
-    current = {i.instance_id: i for i in signing_instances(defs, case)}
+    current = {slot.key: (inst, slot) for inst, slot in _slots(signing_instances(defs, case))}
     voided: list[str] = []
     now = utcnow()
     for row in rows:
-        inst = current.get(row.instance_id)
-        if inst is not None and inst.signer_id == row.signer \
+        inst, slot = current.get(row.instance_id, (None, None))
+        if inst is not None and slot is not None and slot.person_id == row.signer \
                 and printed_digest(resolve_form(defs, inst, case_number=case.case_number)) == row.digest:
             continue
         row.voided_at = now
@@ -152,17 +163,18 @@ def void_changed(session: Session, *, defs: DefinitionSet, case: Case, actor: Us
     return voided
 
 
-def form_signatures(session: Session, case: Case, instances: Sequence[Instance]) -> dict[str, bytes]:
-    """instance id → the PNG to print on that form: only valid signatures, by the form's own signer."""
+def form_signatures(session: Session, case: Case, instances: Sequence[Instance]) -> dict[str, tuple[tuple[str, bytes], ...]]:
+    """instance id → (person id, PNG) for each of the form's signers whose signature is valid on it."""
     valid = _valid(session, case)
     pngs = {s.signer: s.png for s in session.scalars(select(Signature).where(Signature.case_id == case.id))}
-    out: dict[str, bytes] = {}
-    for inst in instances:
-        row = valid.get(inst.instance_id)
-        png = pngs.get(inst.signer_id) if row is not None and row.signer == inst.signer_id else None
+    out: dict[str, tuple[tuple[str, bytes], ...]] = {}
+    for inst, slot in _slots(instances):
+        row = valid.get(slot.key)
+        if slot.person_id is None or row is None or row.signer != slot.person_id:
+            continue
         # Stored signatures are re-checked before drawing (a generous bound: the setting may have shrunk);
         # one that no longer decodes is left off the form rather than failing the PDF.
-        png = usable_signature(png, max_bytes=_STORED_SIGNATURE_MAX)
+        png = usable_signature(pngs.get(slot.person_id), max_bytes=_STORED_SIGNATURE_MAX)
         if png is not None:
-            out[inst.instance_id] = png
+            out[inst.instance_id] = (*out.get(inst.instance_id, ()), (slot.person_id, png))
     return out

@@ -29,6 +29,11 @@ layout:
         - cells:
             - {label: 氏名, source: head, transform: full_name, kind: name}
             - {label: 署名, style: signature}
+roles:
+  - id: notifier
+    label: 届出人
+    default: head
+    signs: true
 """
 
 
@@ -103,7 +108,7 @@ CASES: list[tuple[str, str, str]] = [
     ("signature missing", GOOD_APP.replace("            - {label: 署名, style: signature}\n", ""),
      f"{F}:1: needs_signature: needs_signature が true ですが署名欄（style: signature）がありません"),
     ("alias bomb", GOOD_APP + "x: &a [1]\ny: *a\n",
-     f"{F}:14: y: アンカー・エイリアス（& と *）は使えません"),
+     f"{F}:19: y: アンカー・エイリアス（& と *）は使えません"),
     ("missing template", GOOD_APP.split("layout:")[0] + "template: blank.pdf\nfields:\n"
      "  - {label: 氏名, source: head, transform: full_name, place: {x: 10, y: 10, w: 50, h: 8}}\n"
      "  - {label: 署名, style: signature, place: {x: 10, y: 30, w: 50, h: 8}}\n",

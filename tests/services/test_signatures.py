@@ -154,3 +154,36 @@ def test_an_agent_signs_in_the_agent_box(db: Session, defs: DefinitionSet, model
     image_y = [float(op[0][5]) for op in placed if float(op[0][0]) > 10]
     assert image_y and min(abs(y - text_y["代理人 署名"]) for y in image_y) < min(abs(y - text_y["届出人 署名"])
                                                                             for y in image_y)
+
+
+def test_marriage_form_waits_for_both_spouses_and_carries_each_signature(db: Session, defs: DefinitionSet) -> None:
+    import json
+
+    from app.settings import PROJECT_ROOT
+
+    answers = json.loads((PROJECT_ROOT / "bench" / "households" / "model_marriage.json").read_text("utf-8"))
+    case = _case(db, defs, answers)
+    people = {s.signer: s for s in signatures.signers(db, defs, case)}
+    assert "婚姻届" in people["m1"].forms and "婚姻届" in people["m2"].forms
+    documents.store_signature(db, defs=defs, case_id=case.id, png=png(HEAD_PNG), max_bytes=MAX, actor=None, signer="m1")
+    konin = documents.render_instance_pdf(db, defs=defs, case_id=case.id, instance_id="konin_todoke", city_name="み")
+    assert image_shades(konin.content) == {HEAD_PNG}
+    waiting = [m for m in routing.exit_check(db, defs=defs, case=case) if m["kind"] == "unsigned_form"]
+    assert [m["message"] for m in waiting if m["instance"] == "konin_todoke"] == ["「婚姻届」に潮江　美咲さんの署名がありません"]
+    documents.store_signature(db, defs=defs, case_id=case.id, png=png(SPOUSE_PNG), max_bytes=MAX, actor=None,
+                              signer="m2")
+    konin = documents.render_instance_pdf(db, defs=defs, case_id=case.id, instance_id="konin_todoke", city_name="み")
+    assert image_shades(konin.content) == {HEAD_PNG, SPOUSE_PNG}
+    assert len(image_sizes(konin.content)) == 2
+    assert not [m for m in routing.exit_check(db, defs=defs, case=case)
+                if m["kind"] == "unsigned_form" and m["instance"] == "konin_todoke"]
+    rows = {r.instance_id: r.signer for r in db.scalars(select(SignedForm).where(SignedForm.case_id == case.id))}
+    assert rows["konin_todoke"] == "m1" and rows["konin_todoke/wife"] == "m2"
+    # A change to what the form prints voids both signatures.
+    changed = copy.deepcopy(case.answers)
+    changed["marriage"]["new_honseki"] = "兵庫県尼崎市東七松町一丁目1番地"
+    cases.update_answers(db, defs=defs, case_id=case.id, answers=changed, expected_version=case.version, user=None,
+                         today=DAY)
+    waiting = {m["message"] for m in routing.exit_check(db, defs=defs, case=case)
+               if m["kind"] == "unsigned_form" and m["instance"] == "konin_todoke"}
+    assert len(waiting) == 2
