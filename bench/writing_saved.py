@@ -15,6 +15,7 @@ from pathlib import Path
 from app.forms.determine import determine
 from app.forms.loader import load_definitions
 from app.forms.mapping import resolve_all, survey_totals, writing_saved
+from app.metrics.writing import handwriting
 from app.settings import PROJECT_ROOT
 
 DEFAULT_CASE = PROJECT_ROOT / "bench" / "households" / "model_move_in_family.json"
@@ -27,14 +28,21 @@ def main(path: Path) -> None:
     answers = json.loads(path.read_text(encoding="utf-8"))
     defs = load_definitions(PROJECT_ROOT / "form_definitions")
     instances = determine(defs, answers)
-    counts = writing_saved(resolve_all(defs, instances, case_number="bench"))
+    forms = resolve_all(defs, instances, case_number="bench")
+    counts = writing_saved(forms)
     totals = survey_totals(counts)
+    # Every signer signs once on the tablet (one name each); required cells the household file lacks stay
+    # for the resident's pen.
+    on_tablet = {i.instance_id: {s.person_id for s in i.signing_slots} for i in instances}
+    by_hand = handwriting(forms, tablet_signed=on_tablet)
     baseline = answers.get("survey_baseline", {})
-    print(f"forms in the bundle: {len(instances)} ({', '.join(i.instance_id for i in instances)})\n")
+    signers = sorted({p for people in on_tablet.values() for p in people if p})
+    print(f"forms in the bundle: {len(instances)} ({', '.join(i.instance_id for i in instances)})")
+    print(f"signers (each signs once on the tablet): {len(signers)}\n")
     print("| field | written by hand (survey, old way) | printed for the resident (this service) | written by hand now |")
     print("|---|---|---|---|")
     for key, label, base_key in ROWS:
-        print(f"| {label} ({key}) | {baseline.get(base_key, '-')} | {totals[key]} | 0 |")
+        print(f"| {label} ({key}) | {baseline.get(base_key, '-')} | {totals[key]} | {by_hand[key]['by_hand']} |")
     extra = {k: v for k, v in counts.items() if k not in {"name", "address", "birth_date", "phone"}}
     print("\nother pre-filled fields by kind: " + ", ".join(f"{k} {v}" for k, v in extra.items()))
 

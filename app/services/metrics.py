@@ -13,7 +13,7 @@ import datetime as dt
 import io
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,7 @@ from app.metrics.baseline import COMPARISON_ROWS, SURVEY_BASELINE
 from app.metrics.visit import STAGES, Event, OfficeHours, VisitFigures, visit_figures
 from app.metrics.writing import HEADINGS, handwriting
 from app.models import Case, CaseEvent, QueueTicket, RoutingStep, SatisfactionResponse, utcnow
-from app.services import documents
+from app.services import documents, signatures
 from app.services.cases import get_case_or_raise
 from app.services.clock import local_today
 from app.settings import Settings
@@ -69,22 +69,28 @@ def _case_events(session: Session, case_ids: Sequence[str]) -> dict[str, list[Ev
 # Writing counts per (case, answers version, definitions, signed): resolving a visit's forms takes a few
 # milliseconds, too much to repeat for every visit of a month on each dashboard load. Counts only, no
 # personal data; bounded, oldest entries dropped first.
-_WRITING_CACHE: OrderedDict[tuple[str, int, str, bool], dict[str, dict[str, int]]] = OrderedDict()
+_WRITING_CACHE: OrderedDict[tuple[Any, ...], dict[str, dict[str, int]]] = OrderedDict()
 _WRITING_CACHE_SIZE = 20_000
 _writing_lock = threading.Lock()
 
 
-def writing_of(defs: DefinitionSet, case: Case) -> dict[str, dict[str, int]] | None:
-    """Pre-filled and handwritten counts of the case's forms; None once its personal data was purged."""
+def writing_of(defs: DefinitionSet, case: Case,
+               signed: Mapping[str, frozenset[str]] | None = None) -> dict[str, dict[str, int]] | None:
+    """Pre-filled and handwritten counts of the case's forms; None once its personal data was purged.
+
+    `signed`: form instance id → the people whose tablet signature is on it (signatures.tablet_signed).
+    """
     if case.purged_at is not None or not case.answers:
         return None
-    key = (case.id, case.version, defs.fingerprint, case.signed_at is not None)
+    on_tablet = dict(signed or {}) if case.signed_at is not None else None
+    key = (case.id, case.version, defs.fingerprint,
+           None if on_tablet is None else tuple(sorted((k, tuple(sorted(v))) for k, v in on_tablet.items())))
     with _writing_lock:
         cached = _WRITING_CACHE.get(key)
     if cached is not None:
         return copy.deepcopy(cached)
     forms = resolve_all(defs, documents.list_applications(defs, case), case_number=case.case_number)
-    counts = handwriting(forms, signed=case.signed_at is not None)
+    counts = handwriting(forms, tablet_signed=on_tablet)
     with _writing_lock:
         _WRITING_CACHE[key] = counts
         while len(_WRITING_CACHE) > _WRITING_CACHE_SIZE:
@@ -107,7 +113,7 @@ def visit_report(session: Session, *, defs: DefinitionSet, settings: Settings, c
     case = get_case_or_raise(session, case_id)
     events = _case_events(session, [case.id])[case.id]
     figures = visit_figures(events, now=now or utcnow(), hours=office_hours(settings))
-    writing = writing_of(defs, case)
+    writing = writing_of(defs, case, signatures.tablet_signed(session, [case.id]).get(case.id))
     data = figures.as_dict()
     return {
         "case_id": case.id, "case_number": case.case_number, "status": case.status,
@@ -167,6 +173,7 @@ def load_visits(session: Session, *, defs: DefinitionSet, settings: Settings, st
     for i in range(0, len(ids), 500):
         scores.update(session.execute(select(SatisfactionResponse.case_id, SatisfactionResponse.score)
                                       .where(SatisfactionResponse.case_id.in_(ids[i:i + 500]))).all())
+    signed = signatures.tablet_signed(session, ids) if with_writing else {}
     rows = []
     for case in cases:
         if not events[case.id]:
@@ -175,7 +182,7 @@ def load_visits(session: Session, *, defs: DefinitionSet, settings: Settings, st
             case_id=case.id, case_number=case.case_number, day=case.ticket_day,
             life_events=tuple((case.answers or {}).get("life_events") or ()) or ("unknown",),
             figures=visit_figures(events[case.id], now=now, hours=hours),
-            writing=writing_of(defs, case) if with_writing else None,
+            writing=writing_of(defs, case, signed.get(case.id)) if with_writing else None,
             satisfaction=scores.get(case.id),
         ))
     return rows

@@ -163,6 +163,18 @@ def void_changed(session: Session, *, defs: DefinitionSet, case: Case, actor: Us
     return voided
 
 
+def tablet_signed(session: Session, case_ids: Sequence[str]) -> dict[str, dict[str, frozenset[str]]]:
+    """case id → form instance id → the people whose tablet signature is valid on that form (for counting)."""
+    out: dict[str, dict[str, set[str]]] = {}
+    for i in range(0, len(case_ids), 500):
+        rows = session.execute(select(SignedForm.case_id, SignedForm.instance_id, SignedForm.signer)
+                               .where(SignedForm.case_id.in_(case_ids[i:i + 500]), SignedForm.voided_at.is_(None)))
+        for case_id, key, signer in rows:
+            # A second signer's row is keyed "<form>/<role>" (婚姻届): it belongs to the same form.
+            out.setdefault(case_id, {}).setdefault(key.split("/", 1)[0], set()).add(signer)
+    return {c: {k: frozenset(v) for k, v in forms.items()} for c, forms in out.items()}
+
+
 def form_signatures(session: Session, case: Case, instances: Sequence[Instance]) -> dict[str, tuple[tuple[str, bytes], ...]]:
     """instance id → (person id, PNG) for each of the form's signers whose signature is valid on it."""
     valid = _valid(session, case)

@@ -244,17 +244,57 @@ def test_handwriting_counts_required_cells_left_empty_and_the_one_signature(regi
     from app.metrics.writing import handwriting
 
     defs = registry.current
-    full = handwriting(resolve_all(defs, determine(defs, model_case), case_number="t"), signed=True)
+    instances = determine(defs, model_case)
+    everyone = {i.instance_id: {s.person_id for s in i.signing_slots} for i in instances}
+    full = handwriting(resolve_all(defs, instances, case_number="t"), tablet_signed=everyone)
     # 本籍・筆頭者 (転入届) are not in the benchmark household's file: left for the resident to write.
     assert full == {"name": {"prefilled": 36, "by_hand": 2}, "address": {"prefilled": 15, "by_hand": 1},
                     "birth_date": {"prefilled": 23, "by_hand": 0}, "phone": {"prefilled": 10, "by_hand": 0}}
     del model_case["phone"]
     forms = resolve_all(defs, determine(defs, model_case), case_number="t")
     required_phone = sum(1 for f in forms for c in f.cells() if c.spec.kind == "phone" and c.spec.required)
-    no_phone = handwriting(forms, signed=False)
+    no_phone = handwriting(forms, tablet_signed=None)
     assert required_phone > 0
     assert no_phone["phone"] == {"prefilled": 0, "by_hand": required_phone}
     assert no_phone["name"]["by_hand"] == 1  # not signed yet: only the 筆頭者 the household file lacks
+
+
+def test_handwriting_counts_one_name_per_signer_and_one_per_box_signed_with_a_pen(registry: DefinitionRegistry,
+                                                                                 model_case: dict) -> None:
+    import copy
+    import json
+
+    from app.forms.determine import determine
+    from app.forms.mapping import resolve_all
+    from app.metrics.writing import handwriting, signatures_by_hand
+    from app.settings import PROJECT_ROOT
+
+    defs = registry.current
+    # The spouse comes alone: she signs her forms on the tablet, the head signs his on the tablet later.
+    answers = copy.deepcopy(model_case)
+    answers["household"]["members"][1]["present"] = True
+    instances = determine(defs, answers)
+    forms = resolve_all(defs, instances, case_number="t")
+    slots = [(i.instance_id, s.person_id) for i in instances for s in i.signing_slots]
+    assert {p for _, p in slots} == {"m1", "m2"}
+    both = {i.instance_id: {s.person_id for s in i.signing_slots} for i in instances}
+    assert signatures_by_hand(forms, both) == 2  # two people, each wrote their name once
+    only_her = {k: v for k, v in both.items() if v == {"m2"}}
+    his_boxes = sum(1 for _, p in slots if p == "m1")
+    assert his_boxes >= 2
+    # He never came: each of his forms is signed with a pen on paper, one name per box.
+    assert signatures_by_hand(forms, only_her) == 1 + his_boxes
+    base = handwriting(forms, tablet_signed=None)["name"]["by_hand"]
+    assert handwriting(forms, tablet_signed=both)["name"]["by_hand"] == base + 2
+    # 婚姻届: both spouses sign the one form, each in their own box: two names, not one.
+    marriage = json.loads((PROJECT_ROOT / "bench" / "households" / "model_marriage.json").read_text("utf-8"))
+    instances = determine(defs, marriage)
+    forms = resolve_all(defs, instances, case_number="t")
+    both = {i.instance_id: {s.person_id for s in i.signing_slots} for i in instances}
+    assert both["konin_todoke"] == {"m1", "m2"}
+    assert signatures_by_hand(forms, both) == 2
+    assert signatures_by_hand(forms, {"konin_todoke": {"m1"}}) == 1 + sum(
+        len(i.signing_slots) for i in instances) - 1
 
 
 def test_charts_escape_text_and_draw_an_empty_state() -> None:

@@ -179,6 +179,8 @@ def test_marriage_form_waits_for_both_spouses_and_carries_each_signature(db: Ses
                 if m["kind"] == "unsigned_form" and m["instance"] == "konin_todoke"]
     rows = {r.instance_id: r.signer for r in db.scalars(select(SignedForm).where(SignedForm.case_id == case.id))}
     assert rows["konin_todoke"] == "m1" and rows["konin_todoke/wife"] == "m2"
+    # Writing saved counts both signatures of the one form (one name each).
+    assert signatures.tablet_signed(db, [case.id])[case.id]["konin_todoke"] == {"m1", "m2"}
     # A change to what the form prints voids both signatures.
     changed = copy.deepcopy(case.answers)
     changed["marriage"]["new_honseki"] = "兵庫県尼崎市東七松町一丁目1番地"
