@@ -1,4 +1,5 @@
-"""Render one page of each new life event's bundle, the おくやみハンドブック and a slip with fees to docs/render/.
+"""Render one page of each new life event's bundle, the おくやみハンドブック, a slip with fees and the overlay print
+of the 婚姻届 / 離婚届 (over the blank sheet, and the values alone as printed onto the couple's paper) to docs/render/.
 
 Run: .venv/bin/python scripts/render_life_events.py  (needs pdftoppm from poppler-utils). Fictional households
 from bench/households/; the pure engine only, no database.
@@ -21,7 +22,7 @@ from app.forms.fonts import load_fonts  # noqa: E402
 from app.forms.handbook import build_handbook  # noqa: E402
 from app.forms.handbook_pdf import render_handbook  # noqa: E402
 from app.forms.loader import load_definitions  # noqa: E402
-from app.forms.mapping import resolve_form  # noqa: E402
+from app.forms.mapping import resolve_form, resolve_overlay  # noqa: E402
 from app.forms.render import RenderOptions, render_form  # noqa: E402
 from app.forms.slip_pdf import SlipDocument, SlipRow, render_slip  # noqa: E402
 from app.services.routing import application_label, plan_slip  # noqa: E402
@@ -38,6 +39,8 @@ PAGES = {
     "model_certificates": "juminhyo_seikyu",
     "model_move_in_lone_parent": "hitorioya_iryo",
 }
+# household → the 戸籍届 printed in the overlay mode
+OVERLAYS = {"model_marriage": "konin_todoke", "model_divorce_lone_parent": "rikon_todoke"}
 OUT = ROOT / "docs" / "render"
 
 
@@ -60,6 +63,12 @@ def main() -> None:
         inst = next(i for i in determine(defs, answers) if i.application_id == app_id)
         pdf = render_form(resolve_form(defs, inst, case_number="K-SAMPLE"), options).pdf
         _png(pdf, f"life_{household.removeprefix('model_')}_{app_id}")
+    for household, app_id in OVERLAYS.items():
+        answers = json.loads((ROOT / "bench" / "households" / f"{household}.json").read_text("utf-8"))
+        inst = next(i for i in determine(defs, answers) if i.application_id == app_id)
+        for preview, suffix in ((True, "overlay_preview"), (False, "overlay")):
+            form = resolve_overlay(defs, inst, case_number="K-SAMPLE", on_template=preview)
+            _png(render_form(form, options).pdf, f"life_{household.removeprefix('model_')}_{app_id}_{suffix}")
     death = json.loads((ROOT / "bench" / "households" / "model_death.json").read_text("utf-8"))
     handbook = build_handbook(defs, death, case_number="K-SAMPLE", city_name="尼崎市")
     _png(render_handbook(handbook, fonts), "life_death_handbook", dpi=70)
