@@ -1,9 +1,10 @@
 """People of a visit and the roles they take on each form: 届出人, 申請者, 請求者, 口座名義人, who signs.
 
 Pure: answers + an application's `roles` in, assignments out. Each role is proposed by its YAML `default`
-rule; the clerk's choice (answers `roles.<instance>.<role>`: a member id, or "agent" for the 代理人 who
-came) overrides it when the definition allows that person. What is still open (a role to confirm, a
-choice not allowed, an account held by someone else) is reported as a problem that blocks signing.
+rule; the clerk's choice (answers `roles.<instance>.<role>`: a member id, "agent" for the 代理人 who came,
+or "heir" for the heir who lives outside the household) overrides it when the definition allows that person.
+What is still open (a role to confirm, a choice not allowed, an account held by someone else) is reported as a
+problem that blocks signing.
 """
 
 from __future__ import annotations

@@ -196,3 +196,20 @@ def test_loader_refuses_a_box_for_an_unknown_signer_and_a_second_signer_without_
         f"applications/konin_todoke.yaml:{box}: layout.sections.1.rows.1.cells.4.signs_as: signs_as には署名する役割"
         "（signs: true）の id か agent を指定してください: bride（署名する役割: husband, wife）",
     ]
+
+
+def test_the_heir_outside_the_household_can_be_chosen_in_the_answers(defs: DefinitionSet) -> None:
+    import datetime as dt
+
+    from app.forms.answers import validate_answers
+
+    answers = household("model_death")
+    answers["roles"] = {"sosaihi": {"applicant": "heir"}}
+    result = validate_answers(defs, answers, today=dt.date(2025, 12, 22))
+    assert result.answers["roles"] == {"sosaihi": {"applicant": "heir"}}
+    assert not [e for e in result.errors if e.field.startswith("roles")]
+    answers["death"].pop("heir")
+    answers["death"]["heir_member_id"] = "m2"
+    result = validate_answers(defs, answers, today=dt.date(2025, 12, 22))
+    assert [(e.field, e.message) for e in result.errors if e.field.startswith("roles")] == [
+        ("roles.sosaihi.applicant", "世帯員の中にこの番号の方がいません")]
