@@ -13,7 +13,7 @@ import datetime as dt
 import io
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,18 +78,25 @@ def writing_of(defs: DefinitionSet, case: Case,
                signed: Mapping[str, frozenset[str]] | None = None) -> dict[str, dict[str, int]] | None:
     """Pre-filled and handwritten counts of the case's forms; None once its personal data was purged.
 
-    `signed`: form instance id → the people whose tablet signature is on it (signatures.tablet_signed).
+    `signed`: form instance id → the people whose tablet signature is on it (signatures.tablet_signed); None
+    for a case with no signed-form rows (signed, if at all, with one signature for every form).
     """
     if case.purged_at is not None or not case.answers:
         return None
-    on_tablet = dict(signed or {}) if case.signed_at is not None else None
-    key = (case.id, case.version, defs.fingerprint,
-           None if on_tablet is None else tuple(sorted((k, tuple(sorted(v))) for k, v in on_tablet.items())))
+    signed_forms = None if signed is None else tuple(sorted((k, tuple(sorted(v))) for k, v in signed.items()))
+    key = (case.id, case.version, defs.fingerprint, case.signed_at is not None, signed_forms)
     with _writing_lock:
         cached = _WRITING_CACHE.get(key)
     if cached is not None:
         return copy.deepcopy(cached)
-    forms = resolve_all(defs, documents.list_applications(defs, case), case_number=case.case_number)
+    instances = documents.list_applications(defs, case)
+    forms = resolve_all(defs, instances, case_number=case.case_number)
+    on_tablet: dict[str, Collection[str]] | None = None
+    if case.signed_at is not None:
+        # Signed before each signer's forms were recorded (one signature placed on every form): every
+        # form counts as signed on the tablet by its own signers.
+        on_tablet = dict(signed) if signed is not None else {
+            i.instance_id: {s.person_id for s in i.signing_slots if s.person_id} for i in instances}
     counts = handwriting(forms, tablet_signed=on_tablet)
     with _writing_lock:
         _WRITING_CACHE[key] = counts

@@ -164,14 +164,19 @@ def void_changed(session: Session, *, defs: DefinitionSet, case: Case, actor: Us
 
 
 def tablet_signed(session: Session, case_ids: Sequence[str]) -> dict[str, dict[str, frozenset[str]]]:
-    """case id → form instance id → the people whose tablet signature is valid on that form (for counting)."""
+    """case id → form instance id → the people whose tablet signature is valid on that form (for counting).
+
+    A case without any signed-form rows is absent (signed, if at all, before signers were recorded).
+    """
     out: dict[str, dict[str, set[str]]] = {}
     for i in range(0, len(case_ids), 500):
-        rows = session.execute(select(SignedForm.case_id, SignedForm.instance_id, SignedForm.signer)
-                               .where(SignedForm.case_id.in_(case_ids[i:i + 500]), SignedForm.voided_at.is_(None)))
-        for case_id, key, signer in rows:
-            # A second signer's row is keyed "<form>/<role>" (婚姻届): it belongs to the same form.
-            out.setdefault(case_id, {}).setdefault(key.split("/", 1)[0], set()).add(signer)
+        rows = session.execute(select(SignedForm.case_id, SignedForm.instance_id, SignedForm.signer,
+                                      SignedForm.voided_at).where(SignedForm.case_id.in_(case_ids[i:i + 500])))
+        for case_id, key, signer, voided_at in rows:
+            forms = out.setdefault(case_id, {})  # a case whose signatures were all voided maps to {}
+            if voided_at is None:
+                # A second signer's row is keyed "<form>/<role>" (婚姻届): it belongs to the same form.
+                forms.setdefault(key.split("/", 1)[0], set()).add(signer)
     return {c: {k: frozenset(v) for k, v in forms.items()} for c, forms in out.items()}
 
 

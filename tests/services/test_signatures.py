@@ -170,8 +170,21 @@ def test_marriage_form_waits_for_both_spouses_and_carries_each_signature(db: Ses
     assert image_shades(konin.content) == {HEAD_PNG}
     waiting = [m for m in routing.exit_check(db, defs=defs, case=case) if m["kind"] == "unsigned_form"]
     assert [m["message"] for m in waiting if m["instance"] == "konin_todoke"] == ["「婚姻届」に潮江　美咲さんの署名がありません"]
+    # Names written by hand: his one tablet signature, and a pen signature in each box of hers.
+    from app.services.metrics import writing_of
+
+    def names_by_hand() -> int:
+        signed = signatures.tablet_signed(db, [case.id]).get(case.id)
+        counts = writing_of(defs, case, signed)
+        assert counts is not None
+        return counts["name"]["by_hand"]
+
+    her_boxes = len(people["m2"].forms)
+    assert her_boxes == 2  # 婚姻届 (her box) and her マイナンバーカード 氏名変更
+    assert names_by_hand() == 1 + her_boxes
     documents.store_signature(db, defs=defs, case_id=case.id, png=png(SPOUSE_PNG), max_bytes=MAX, actor=None,
                               signer="m2")
+    assert names_by_hand() == 2
     konin = documents.render_instance_pdf(db, defs=defs, case_id=case.id, instance_id="konin_todoke", city_name="み")
     assert image_shades(konin.content) == {HEAD_PNG, SPOUSE_PNG}
     assert len(image_sizes(konin.content)) == 2
