@@ -132,6 +132,8 @@ def test_divorce_both_sign_and_follow_on_forms_name_the_parent_who_stays(defs: D
     assert found["jido_fuyo_teate"].signer_id == "m2"
     assert found["hitorioya_iryo"].signer_id == "m2"
     assert found["jido_teate_seikyusha_henko"].signer_id == "m2"
+    assert found["kokuho_henko"].signer_id == "m2"  # the 国保 change is filed by the one who stays
+    assert found["jido_teate_shometsu"].signer_id == "m1"  # the leaving 受給者 ends his own claim
 
 
 def test_move_out_and_certificates_name_who_came(defs: DefinitionSet) -> None:
