@@ -165,9 +165,10 @@ def guide_steps(
             "notes": [shown(translations.text(defs, lang, "notes", n)) for n in app.notes],
             "fee_total": inst.fee_total,
         })
-    # The same form for several members (転学 per child) is one line in the guide.
+    # The same form for several members (転学 per child) is one line in the guide; the city's own steps
+    # come first, the steps outside the city hall after them.
     seen: set[str] = set()
-    return [s for s in out if not (s["id"] in seen or seen.add(s["id"]))]
+    return sorted((s for s in out if not (s["id"] in seen or seen.add(s["id"]))), key=lambda s: s["external"])
 
 
 def has_fallback(steps: list[dict[str, Any]]) -> bool:
