@@ -52,7 +52,7 @@ def _print_translation_coverage(defs: Any) -> int:
     except translations.TranslationFileError as exc:
         print(f"i18n/{exc}")
         return 1
-    print("住民向けの翻訳（申請書名・持ち物）:")
+    print("住民向けの翻訳（申請書名・持ち物・期限・市役所の外の手続き・注意）:")
     for lang, item in report.items():
         share = 100 * item["translated"] // max(1, item["total"])
         print(f"  {lang}: {item['translated']}/{item['total']}（{share}%）")

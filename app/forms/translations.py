@@ -1,17 +1,27 @@
 """Definition text in the residents' languages: form_definitions/i18n/<lang>.yaml, one file per language.
 
-What the phone page shows from the definitions (application titles, the documents to bring) is
-translated in files a city edits beside the definitions, keyed by application id and by the Japanese
-text itself (so a changed Japanese text shows as untranslated instead of showing an old translation).
-Department names, places, reasons and the page's own words are gettext messages (app/i18n). A text
-with no translation falls back to Japanese, visibly marked, and `kakanai check` prints each
-language's coverage. Pure: files in, dictionaries out.
+What the phone page and the public guide show from the definitions (application titles, the documents
+to bring, deadlines' wording, the places and instructions of external steps, notes) is translated in
+files a city edits beside the definitions, keyed by application id (titles) and by the Japanese text
+itself (so a changed Japanese text shows as untranslated instead of showing an old translation).
+Department names and floors (departments.yaml, listed in app/i18n/terms.py), the department's
+needs-resident reasons and the pages' own words are gettext messages (app/i18n). The `reason`s of
+applies_when are read by the counter clerk only, so they are not translated. Japanese and やさしい日本語
+read the definitions as written (やさしい日本語 adds furigana, app/i18n/furigana.py). A text with no
+translation falls back to Japanese, visibly marked, and `kakanai check` prints each language's
+coverage. Pure: files in, dictionaries out.
 
     # form_definitions/i18n/vi.yaml
     applications:
       jumin_tennyu: Thông báo chuyển đến
     documents:
       転出証明書: Giấy chứng nhận chuyển đi
+    deadlines:
+      引っ越した日から14日以内: Trong vòng 14 ngày kể từ ngày chuyển đến
+    external:        # place and how of an external step (年金事務所, 法務局 …)
+      法務局: Cục Pháp vụ (法務局)
+    notes:
+      ...
 """
 
 from __future__ import annotations
@@ -25,7 +35,9 @@ import yaml
 
 from app.forms.loader import DefinitionSet
 
-SECTIONS = ("applications", "documents")
+SECTIONS = ("applications", "documents", "deadlines", "external", "notes")
+# Sections keyed by the Japanese text itself (applications are keyed by id).
+TEXT_SECTIONS = SECTIONS[1:]
 # Shown after a Japanese text that has no translation yet (the resident sees why it is Japanese).
 FALLBACK_MARK = " [日本語]"
 
@@ -37,6 +49,9 @@ class Catalog:
     lang: str
     applications: dict[str, str] = field(default_factory=dict)
     documents: dict[str, str] = field(default_factory=dict)
+    deadlines: dict[str, str] = field(default_factory=dict)
+    external: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 class TranslationFileError(ValueError):
@@ -81,12 +96,18 @@ def catalogs_for(defs: DefinitionSet) -> dict[str, Catalog]:
 
 
 def texts_to_translate(defs: DefinitionSet) -> dict[str, set[str]]:
-    """What residents can see of the definitions: application ids (their titles) and document texts.
+    """What residents can see of the definitions, per section: application ids (their titles), documents,
+    deadlines' wording, external steps' place and how, notes (and the notes given instead of a form).
 
     Documents with a common `key` are shown as one shared text (a gettext message), so they are not listed.
     """
-    documents = {d.item for app in defs.applications.values() for d in app.documents_to_bring if d.key is None}
-    return {"applications": set(defs.applications), "documents": documents}
+    apps = defs.applications.values()
+    documents = {d.item for app in apps for d in app.documents_to_bring if d.key is None}
+    deadlines = {app.deadline.text for app in apps if app.deadline is not None}
+    external = {t for app in apps if app.external is not None for t in (app.external.place, app.external.how)}
+    notes = {n for app in apps for n in app.notes} | {r.note for app in apps for r in app.redirect}
+    return {"applications": set(defs.applications), "documents": documents, "deadlines": deadlines,
+            "external": external, "notes": notes}
 
 
 def coverage(defs: DefinitionSet, catalogs: dict[str, Catalog]) -> dict[str, dict[str, Any]]:
@@ -96,8 +117,11 @@ def coverage(defs: DefinitionSet, catalogs: dict[str, Catalog]) -> dict[str, dic
     out: dict[str, dict[str, Any]] = {}
     for lang, cat in sorted(catalogs.items()):
         missing = sorted(f"applications.{a}" for a in needed["applications"] if a not in cat.applications)
-        missing += sorted(f"documents: {d}" for d in needed["documents"] if d not in cat.documents)
-        stale = sorted(f"documents: {d}" for d in cat.documents if d not in needed["documents"])
+        stale = sorted(f"applications.{a}" for a in cat.applications if a not in needed["applications"])
+        for section in TEXT_SECTIONS:
+            have: dict[str, str] = getattr(cat, section)
+            missing += sorted(f"{section}: {t}" for t in needed[section] if t not in have)
+            stale += sorted(f"{section}: {t}" for t in have if t not in needed[section])
         out[lang] = {"translated": total - len(missing), "total": total, "missing": missing, "unused": stale}
     return out
 
@@ -123,3 +147,12 @@ def document(defs: DefinitionSet, lang: str, japanese: str) -> str:
     cat = catalogs_for(defs).get(lang)
     text = cat.documents.get(japanese) if cat is not None else None
     return text if text else japanese + FALLBACK_MARK
+
+
+def text(defs: DefinitionSet, lang: str, section: str, japanese: str) -> str:
+    """A definition text of a section (deadlines, external, notes …) in the language, or marked Japanese."""
+    if is_japanese(lang) or not japanese:
+        return japanese
+    cat = catalogs_for(defs).get(lang)
+    found = getattr(cat, section).get(japanese) if cat is not None and section in TEXT_SECTIONS else None
+    return found if found else japanese + FALLBACK_MARK

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app.deps import DefinitionsDep, SettingsDep
-from app.i18n import N_
+from app.i18n import N_, gettext_for
 from app.routers.resident import PRIVATE_HEADERS, language, page_context, remember_language
 from app.services import guide
 from app.services.clock import local_today
@@ -43,12 +43,13 @@ def guide_page(request: Request, settings: SettingsDep, defs: DefinitionsDep) ->
     """Questions about the life event, then the procedures with counter, deadline and what to bring."""
     lang = language(request)
     answers = guide.parse_guide(request.query_params, request.query_params.getlist)
-    steps = guide.guide_steps(defs, answers, local_today(settings))
+    steps = guide.guide_steps(defs, answers, local_today(settings), lang=lang, gettext=gettext_for(lang))
     qr_svg = counter_url = ""
     if answers.events:
         counter_url = guide.counter_start_url(settings.public_base_url, answers)
         qr_svg = qr_code_svg(counter_url)
     context = {**page_context(request, lang), "answers": answers, "steps": steps, "events": EVENT_LABELS, "bands": CHILD_BANDS,
-               "qr_svg": qr_svg, "counter_url": counter_url, "query": answers.query(), "fee_total": sum(s["fee_total"] for s in steps)}
+               "qr_svg": qr_svg, "counter_url": counter_url, "query": answers.query(),
+               "untranslated": guide.has_fallback(steps), "fee_total": sum(s["fee_total"] for s in steps)}
     response = get_templates().TemplateResponse(request, "guide/guide.html", context, headers=PRIVATE_HEADERS)
     return remember_language(request, response, lang)

@@ -213,16 +213,29 @@ class Panel:
     missing: list[dict[str, str]]
     needed: dict[str, list[str]]
     redirects: list[dict[str, str]] = field(default_factory=list)
+    # Steps outside the city hall (年金事務所, 法務局, 税務署, banks): no form, told to the resident.
+    externals: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _external_view(inst: Instance) -> dict[str, Any]:
+    app = inst.application
+    assert app.external is not None
+    return {"id": inst.application_id, "title": inst.title, "place": app.external.place, "how": app.external.how,
+            "deadline": inst.deadline, "deadline_text": app.deadline.text if app.deadline else ""}
 
 
 def panel(defs: DefinitionSet, answers: dict[str, Any], *, missing_paths: list[str], case_number: str = "") -> Panel:
-    """Applications with reasons (plain Japanese) and, per application, the answers it still lacks."""
+    """Applications with reasons (plain Japanese) and, per application, the answers it still lacks; then the
+    visit's steps outside the city hall with place and deadline."""
     try:
-        instances = determine(defs, answers, case_number=case_number)
+        found = determine(defs, answers, case_number=case_number, include_external=True)
         redirects = [{"title": i.title, "note": i.redirect or ""}
                      for i in redirected(defs, answers, case_number=case_number)]
     except Exception:  # half-typed answers must never break the screen; the panel just stays empty
-        instances, redirects = [], []
+        found, redirects = [], []
+    instances = [i for i in found if i.application.external is None]
+    externals = sorted((_external_view(i) for i in found if i.application.external is not None),
+                       key=lambda e: (e["deadline"] is None, e["deadline"] or dt.date.max))
     apps = [application_view(defs, inst) for inst in instances]
     needed: dict[str, list[str]] = {}
     for app in apps:
@@ -233,7 +246,7 @@ def panel(defs: DefinitionSet, answers: dict[str, Any], *, missing_paths: list[s
     for path, titles in needed.items():
         if path not in labels:
             missing.append({"path": path, "label": _label(defs, path) + "（" + "・".join(titles) + "）"})
-    return Panel(apps, missing, needed, redirects)
+    return Panel(apps, missing, needed, redirects, externals)
 
 
 def _label(defs: DefinitionSet, concrete: str) -> str:

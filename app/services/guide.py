@@ -3,6 +3,12 @@
 Nothing is stored: the answers live in the page's query string only. They are turned into a synthetic
 answers document (placeholder members, no names) and run through `determine`, so the guide and the counter
 never disagree. The QR code it shows carries the life events only, to start the counter interview.
+
+Everything a step shows comes in the page's language: application titles, documents, deadlines, external
+steps' places and notes from form_definitions/i18n/<lang>.yaml (app/forms/translations.py), department
+names and floors from the gettext catalogs; the Japanese title and department name stay beside them so the
+resident can find the sign and show the page at the counter. A text with no translation is shown in
+Japanese marked [日本語]. やさしい日本語 gets furigana over the definitions' kanji.
 """
 
 from __future__ import annotations
@@ -13,8 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from markupsafe import Markup
+
+from app.forms import translations
 from app.forms.determine import determine
 from app.forms.loader import DefinitionSet
+from app.i18n import furigana
+from app.services.resident_status import COMMON_DOCUMENTS
 
 GUIDE_EVENTS = ("move_in", "move_out", "move_within", "household_change", "birth", "childcare", "pregnancy",
                 "death", "marriage", "divorce", "certificates")
@@ -110,25 +121,61 @@ def synthetic_answers(g: GuideAnswers, today: dt.date) -> dict[str, Any]:
     return answers
 
 
-def guide_steps(defs: DefinitionSet, g: GuideAnswers, today: dt.date) -> list[dict[str, Any]]:
-    """The procedures the guide's answers call for, with place, deadline and what to bring."""
+def guide_steps(
+    defs: DefinitionSet, g: GuideAnswers, today: dt.date, *, lang: str = "ja",
+    gettext: Callable[[str], str] = str,
+) -> list[dict[str, Any]]:
+    """The procedures the guide's answers call for, with place, deadline, what to bring and notes, in `lang`."""
     if not g.events:
         return []
+    japanese = translations.is_japanese(lang)
+    easy = lang == "ja-x-easy"
+
+    def shown(value: str) -> str | Markup:
+        # やさしい日本語: the definitions' own kanji get readings (Markup, rendered as it is by the template).
+        return furigana.ruby(value) if easy and value else value
+
     out = []
     for inst in determine(defs, synthetic_answers(g, today), include_external=True):
         app = inst.application
         dep = defs.departments.get(app.department or "")
+        short = app.short_title or app.title
+        keys = {d.item: d.key for d in app.documents_to_bring}
+        documents = []
+        for item in inst.documents:
+            key = keys.get(item)
+            if key in COMMON_DOCUMENTS and not japanese:  # one shared text, a gettext message
+                documents.append(gettext(COMMON_DOCUMENTS[key]))
+            else:
+                documents.append(shown(translations.document(defs, lang, item)))
+        title = short if japanese else translations.application_title(defs, lang, inst.application_id, short)
+        dep_name = dep.name if dep else ""
         out.append({
-            "id": inst.application_id, "title": app.short_title or app.title, "full_title": app.title,
-            "external": app.external is not None, "department": dep.name if dep else "",
-            "location": dep.location if dep else "", "counters": list(dep.counters) if dep else [],
-            "place": app.external.place if app.external else "",
-            "deadline_text": app.deadline.text if app.deadline else "", "documents": list(inst.documents),
+            "id": inst.application_id, "title": shown(title), "title_ja": "" if japanese else short,
+            "full_title": app.title, "external": app.external is not None,
+            "department": gettext(dep_name) if dep_name else "",
+            # The Japanese name beside a translated one: what the sign at the counter says.
+            "department_ja": dep_name if dep_name and not japanese and gettext(dep_name) != dep_name else "",
+            "location": gettext(dep.location) if dep and dep.location else "",
+            "counters": list(dep.counters) if dep else [],
+            "place": shown(translations.text(defs, lang, "external", app.external.place)) if app.external else "",
+            "how": shown(translations.text(defs, lang, "external", app.external.how)) if app.external else "",
+            "deadline_text": shown(translations.text(defs, lang, "deadlines", app.deadline.text)) if app.deadline else "",
+            "documents": documents,
+            "notes": [shown(translations.text(defs, lang, "notes", n)) for n in app.notes],
             "fee_total": inst.fee_total,
         })
-    # The same form for several members (転学 per child) is one line in the guide.
+    # The same form for several members (転学 per child) is one line in the guide; the city's own steps
+    # come first, the steps outside the city hall after them.
     seen: set[str] = set()
-    return [s for s in out if not (s["id"] in seen or seen.add(s["id"]))]
+    return sorted((s for s in out if not (s["id"] in seen or seen.add(s["id"]))), key=lambda s: s["external"])
+
+
+def has_fallback(steps: list[dict[str, Any]]) -> bool:
+    """Whether some text of the steps is shown in Japanese because it has no translation yet."""
+    texts = [s[k] for s in steps for k in ("title", "place", "how", "deadline_text")]
+    texts += [t for s in steps for t in s["documents"] + s["notes"]]
+    return any(translations.FALLBACK_MARK in str(t) for t in texts)
 
 
 def counter_start_url(base_url: str, g: GuideAnswers) -> str:

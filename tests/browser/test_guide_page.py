@@ -74,3 +74,28 @@ def test_the_guide_qr_starts_the_counter_interview_with_the_events(live_server: 
     assert sorted(events) == ["divorce", "move_within"]
     assert page.locator("#section-marriage_divorce").is_visible()
     assert not page.locator("#section-death").is_visible()
+
+
+@pytest.mark.parametrize(("lang", "expected"), [
+    ("ko", ("전입 신고", "전출 증명서", "시민과", "이사한 날부터 14일 이내", "상속세 신고 (세무서)")),
+    ("pt", ("Notificação de mudança para a cidade", "Certificado de mudança (saída)", "Divisão de Registro de Moradores",
+            "Até 14 dias após a mudança", "Declaração do imposto sobre herança")),
+])
+def test_the_guide_in_korean_and_portuguese_on_a_phone(live_server: LiveServer, phone: Any, lang: str,
+                                                       expected: tuple[str, ...]) -> None:
+    page = phone
+    page.goto(f"{live_server.url}/guide?lang={lang}&events=move_in&events=death&school=1&elderly=75")
+    page.wait_for_selector("#result")
+    # Open what to bring and the notes of the move-in notification (as a resident would tap them).
+    for summary in page.locator('[data-app="jumin_tennyu"] summary').all():
+        summary.click()
+    text = page.locator("#result").inner_text()
+    for words in expected:
+        assert words in text, words
+    assert "[日本語]" not in text  # every text has its translation
+    # The name to show at the counter; the city's steps first, those outside the city hall after them.
+    assert page.locator('.title-ja[lang="ja"]').first.inner_text() == "転入届"
+    assert page.locator(".guide-step").last.get_attribute("class") == "guide-step external"
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert axe_violations(page) == []
+    screenshot(page, f"guide_{lang}")

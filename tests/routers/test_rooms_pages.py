@@ -4,6 +4,7 @@ satisfaction question first once everything is done."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.forms import translations
 from app.models import RoutingStep
 from app.services import routing
 from app.services.definitions import DefinitionRegistry
@@ -84,7 +86,7 @@ def test_reception_form_errors_stay_on_the_page(client: TestClient, db: Session)
 
 
 def test_phone_page_in_vietnamese_says_what_to_do(client: TestClient, db: Session, visit: dict[str, Any],
-                                                  model_case_raw: dict[str, Any]) -> None:
+                                                  model_case_raw: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     steps = {s.department_id: s for s in db.scalars(select(RoutingStep).where(RoutingStep.case_id == visit["case_id"]))}
     steps["shimin"].status = "done"
     kodomo = steps["kodomo"]
@@ -103,9 +105,14 @@ def test_phone_page_in_vietnamese_says_what_to_do(client: TestClient, db: Sessio
     items = [i for g in data["document_groups"] for i in g["items"]]
     assert items and not any(re.search(r"[ぁ-んァ-ヶ一-龯]", i) for i in items), items
     assert data["documents_note"] == ""
-    # Korean has only the titles so far: the documents fall back to Japanese, visibly.
+    # Korean is complete too; a text a city has not translated yet falls back to Japanese, visibly.
     ko = client.get(f"/api/v1/status/{visit['token']}?lang=ko").json()
-    assert any(i.endswith("[日本語]") for g in ko["document_groups"] for i in g["items"]) and ko["documents_note"]
+    assert not any(i.endswith("[日本語]") for g in ko["document_groups"] for i in g["items"]) and not ko["documents_note"]
+    real = translations.catalogs_for
+    monkeypatch.setattr(translations, "catalogs_for", lambda defs: {
+        **real(defs), "pt": dataclasses.replace(real(defs)["pt"], documents={})})
+    pt = client.get(f"/api/v1/status/{visit['token']}?lang=pt").json()
+    assert any(i.endswith("[日本語]") for g in pt["document_groups"] for i in g["items"]) and pt["documents_note"]
     html = client.get(f"/q/{visit['token']}?lang=vi").text
     assert data["headline"] in html and '<h1 id="ticket-heading">' in html
     assert_no_personal_data(html, model_case_raw)
