@@ -24,6 +24,7 @@ from app.routers import (
     api_documents,
     api_imports,
     api_metrics,
+    api_pre_entry,
     api_queue,
     api_routing,
     board,
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
     install_security(app, settings)
     app.include_router(health.router)
     app.include_router(api_auth.router)
+    app.include_router(api_pre_entry.router)  # before api_cases: /api/v1/cases/from-pre-entry
     app.include_router(api_cases.router)
     app.include_router(api_documents.router)
     app.include_router(api_routing.router)
