@@ -35,6 +35,7 @@ from app.routers import (
     guide,
     health,
     notices,
+    pre_entry_pages,
     reception,
     resident,
     slip_pages,
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
     app.include_router(api_queue.router)
     app.include_router(resident.router)
     app.include_router(guide.router)
+    app.include_router(pre_entry_pages.router)
     app.include_router(board.router)
     app.include_router(department.router)
     app.include_router(reception.router)
