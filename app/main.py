@@ -35,6 +35,7 @@ from app.routers import (
     guide,
     health,
     notices,
+    pre_entry_counter,
     pre_entry_pages,
     reception,
     resident,
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
     app.include_router(notices.router)
     app.include_router(api_card.router)
     app.include_router(card_pages.router)
+    app.include_router(pre_entry_counter.router)
     app.include_router(api_imports.router)
     if settings.docs_enabled:
         app.include_router(api_docs.router)

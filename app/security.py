@@ -29,6 +29,9 @@ DOCS_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inl
 DOCS_PATHS = ("/docs", "/redoc")
 PERMISSIONS_POLICY = ("camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), bluetooth=(), "
                       "interest-cohort=()")
+# The counter's today page reads pre-entry QR codes with the tablet's camera (same origin only).
+COUNTER_CAMERA_PATHS = ("/counter",)
+COUNTER_PERMISSIONS_POLICY = PERMISSIONS_POLICY.replace("camera=()", "camera=(self)")
 HSTS = "max-age=31536000; includeSubDomains"
 # Paths whose responses may be cached by the browser: static assets only. Everything else (the API,
 # staff pages with personal data, the resident page) is `no-store`, unless the route set its own.
@@ -299,7 +302,8 @@ class SecurityHeadersMiddleware:
                 # The resident page's URL holds the status token: never send it on as a referrer.
                 referrer = "no-referrer" if path.startswith(RESIDENT_PREFIXES) else "same-origin"
                 headers.setdefault("Referrer-Policy", referrer)
-                headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
+                headers.setdefault("Permissions-Policy",
+                                   COUNTER_PERMISSIONS_POLICY if path in COUNTER_CAMERA_PATHS else PERMISSIONS_POLICY)
                 headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
                 headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
                 if self.hsts:

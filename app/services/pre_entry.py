@@ -357,11 +357,12 @@ def _shown(value: Any, path: str) -> str:
     return str(value)
 
 
-def changes(session: Session, *, defs: DefinitionSet, case: Case) -> list[Change]:
-    """Each pre-entered answer whose value the clerk changed (My Numbers and account numbers masked)."""
+def changes(session: Session, *, defs: DefinitionSet, case: Case) -> list[Change] | None:
+    """Each pre-entered answer whose value the clerk changed (My Numbers and account numbers masked);
+    None when the visit did not come from a pre-entry."""
     original = session.get(PreEntryOriginal, case.id)
     if original is None:
-        return []
+        return None
     out: list[Change] = []
     for path in answer_sources.answer_paths(defs, original.answers):
         before, _ = _by_member_path(original.answers, path)

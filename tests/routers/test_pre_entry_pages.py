@@ -72,3 +72,42 @@ def test_too_many_starts_get_a_429_page(client: TestClient, settings: object) ->
         client.post("/pre/start", follow_redirects=False)
     res = client.post("/pre/start?lang=en", follow_redirects=False)
     assert res.status_code == 429 and "<html" in res.text
+
+
+def test_counter_code_field_opens_the_visit_and_review_lists_what_the_clerk_changed(
+        client: TestClient, db: Session, model_case: dict) -> None:
+    from tests.conftest import page_login
+    from tests.routers.test_api_pre_entry import new_draft, resident_part
+
+    code, token = new_draft(client)
+    assert client.put(f"/pre/api/drafts/{code}/answers", headers=token,
+                      json={"answers": resident_part(model_case)}).json()["errors"] == []
+    make_user(db, "clerk", "counter")
+    csrf = page_login(client, "clerk")
+    today = client.get("/counter")
+    assert "事前入力コード" in today.text and "/static/vendor/zxing/zxing-library.min.js" in today.text
+    assert "camera=(self)" in today.headers["permissions-policy"]
+    wrong = client.post("/counter/pre-entry", data={"code": "ZZZZ-ZZZZ", "csrf_token": csrf})
+    assert wrong.status_code == 404 and "見つかりません" in wrong.text
+    # What a USB scanner types: the QR's whole text.
+    res = client.post("/counter/pre-entry", data={"code": f"KAKANAI-PRE:{code}", "csrf_token": csrf},
+                      follow_redirects=False)
+    assert res.status_code == 303, res.text
+    case_id = res.headers["location"].split("/counter/visits/")[1].split("?")[0]
+    assert "本人入力" in client.get(f"/counter/visits/{case_id}").text
+    review = client.get(f"/counter/visits/{case_id}/review").text
+    assert "窓口で変えていません" in review
+    staff = login(client, "clerk")
+    case = client.get(f"/api/v1/cases/{case_id}?reveal=all", headers=staff).json()
+    answers = case["answers"]
+    answers["phone"] = "06-6489-0000"
+    answers["household"]["members"][1]["my_number"] = "123456789018"
+    res = client.put(f"/api/v1/cases/{case_id}/answers?draft=true", headers=staff,
+                     json={"answers": answers, "version": case["version"]})
+    assert res.status_code == 200, res.text
+    review = client.get(f"/counter/visits/{case_id}/review").text
+    section = review.split('id="pre-changes"')[1].split("</section>")[0]
+    assert "（2件）" in section
+    assert "090-1234-5678" in section and "06-6489-0000" in section
+    assert "********0121" in section and "********9018" in section
+    assert "234567890121" not in review and "123456789018" not in review
