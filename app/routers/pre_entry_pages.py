@@ -180,7 +180,7 @@ def handoff(request: Request, session: SessionDep, settings: SettingsDep) -> Res
     if draft.handed_over_at is not None:
         return RedirectResponse("/pre/done", status_code=303)
     code = pre_entry.normalise_code(_credentials(request)[0])
-    qr = segno.make(pre_entry.qr_content(code), error="m").svg_inline(scale=6, title="QR", border=4)
+    qr = segno.make(pre_entry.qr_content(code), error="m").svg_inline(scale=6, title="QR", border=4, omitsize=True)
     return _render(request, "pre/handoff.html", lang, {"code": pre_entry.format_code(code), "qr_svg": qr,
                                                        "expires_on": draft.expires_at.astimezone().date().isoformat()})
 
