@@ -169,3 +169,22 @@ def test_model_household_entered_on_a_phone_and_handed_over_by_qr(live_server: L
     tablet.get_by_label("事前入力コード").fill(shown)
     tablet.get_by_role("button", name="事前入力を開く").click()
     assert "すでに窓口で使われています" in tablet.locator("#pre-error").inner_text()
+
+
+def test_the_phone_in_english_tells_errors_in_english(live_server: LiveServer, phone: Any) -> None:
+    page = phone
+    page.goto(f"{live_server.url}/pre?lang=en")
+    assert page.evaluate("document.documentElement.lang") == "en"
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_url("**/pre/q")
+    assert page.locator("h1").inner_text() == "What happened? (choose all that apply)"
+    page.get_by_label("Moving in (you moved here from another city)").check()
+    page.get_by_role("button", name="Next", exact=True).click()
+    page.goto(f"{live_server.url}/pre/q?step=phone")
+    page.get_by_role("textbox", name="Phone number (reachable during the day)").fill("call me")
+    page.get_by_role("button", name="Next", exact=True).click()
+    alert = page.get_by_role("alert")
+    assert "Please enter the phone number in digits" in alert.inner_text()
+    assert page.get_by_role("textbox", name="Phone number (reachable during the day)").get_attribute("aria-invalid") == "true"
+    assert_clean(page, "pre question with an error (en)")
+    screenshot(page, "pre_4_phone_error_en")
