@@ -43,12 +43,12 @@ def _credentials(request: Request) -> tuple[str, str]:
     return code, token
 
 
-def _draft(request: Request, session: Any) -> PreEntryDraft | None:
+def _draft(request: Request, session: Any, *, lock: bool = False) -> PreEntryDraft | None:
     code, token = _credentials(request)
     if not code:
         return None
     try:
-        return pre_entry.authorised_draft(session, code=code, token=token)
+        return pre_entry.authorised_draft(session, code=code, token=token, lock=lock)
     except AppError:
         return None
 
@@ -128,7 +128,7 @@ def question(request: Request, session: SessionDep, settings: SettingsDep, defs:
 async def answer(request: Request, session: SessionDep, settings: SettingsDep, defs: DefinitionsDep) -> Response:
     """Store one screen's answer (valid part kept, errors shown in the page language) and go on."""
     lang = language(request)
-    draft = _draft(request, session)
+    draft = _draft(request, session, lock=True)
     if draft is None or draft.handed_over_at is not None:
         return RedirectResponse("/pre", status_code=303)
     form = await request.form()

@@ -133,10 +133,14 @@ def create_draft(session: Session, *, lang: str, ip: str, secret: str, limits: L
     return code, token, row
 
 
-def find_draft(session: Session, *, code: Any, now: dt.datetime | None = None) -> PreEntryDraft:
-    """The draft of a code, open or handed over; DraftNotFound (and the row deleted) once expired."""
+def find_draft(session: Session, *, code: Any, now: dt.datetime | None = None, lock: bool = False) -> PreEntryDraft:
+    """The draft of a code, open or handed over; DraftNotFound (and the row deleted) once expired.
+
+    `lock` holds the row until commit (PostgreSQL): two counters handing over one code get one visit.
+    """
     normal = normalise_code(code)
-    row = session.scalar(select(PreEntryDraft).where(PreEntryDraft.code_hash == _sha(normal))) if normal else None
+    query = select(PreEntryDraft).where(PreEntryDraft.code_hash == _sha(normal))
+    row = session.scalar(query.with_for_update() if lock else query) if normal else None
     if row is None:
         raise DraftNotFound()
     if row.expires_at <= (now or utcnow()):
@@ -146,9 +150,10 @@ def find_draft(session: Session, *, code: Any, now: dt.datetime | None = None) -
     return row
 
 
-def authorised_draft(session: Session, *, code: Any, token: Any, now: dt.datetime | None = None) -> PreEntryDraft:
+def authorised_draft(session: Session, *, code: Any, token: Any, now: dt.datetime | None = None,
+                     lock: bool = False) -> PreEntryDraft:
     """The draft if the token is its own (DraftTokenInvalid otherwise); it may be handed over already."""
-    row = find_draft(session, code=code, now=now)
+    row = find_draft(session, code=code, now=now, lock=lock)
     if not isinstance(token, str) or not hmac.compare_digest(_sha(token), row.token_hash):
         raise DraftTokenInvalid()
     return row
@@ -292,7 +297,7 @@ def remove_member(session: Session, *, draft: PreEntryDraft, member_id: str) -> 
 def hand_over(session: Session, *, defs: DefinitionSet, code: Any, user: User, office: str,
               today: dt.date) -> tuple[Case, int]:
     """The resident is at the counter: open a draft visit with the pre-entered answers, each marked 本人入力."""
-    draft = find_draft(session, code=code)
+    draft = find_draft(session, code=code, lock=True)
     if draft.handed_over_at is not None:
         raise DraftUsed()
     answers = copy.deepcopy(draft.answers or {})
