@@ -131,12 +131,17 @@ async def answer(request: Request, session: SessionDep, settings: SettingsDep, d
     draft = _draft(request, session, lock=True)
     if draft is None or draft.handed_over_at is not None:
         return RedirectResponse("/pre", status_code=303)
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit() or int(declared) > settings.pre_entry_max_bytes:
+        raise pre_entry.DraftTooLarge()
     form = await request.form()
     today = local_today(settings)
     all_steps = pre_entry_screen.steps(defs, draft.answers or {}, today=today)
     key = form.get("step")
     index = pre_entry_screen.find(all_steps, key if isinstance(key, str) else None)
     step = all_steps[index]
+    if step.key != key:  # a question that no longer applies (or none): store nothing, ask what applies
+        return RedirectResponse("/pre/q", status_code=303)
     nav = form.get("nav")
     if nav == "back":
         return RedirectResponse(f"/pre/q?step={all_steps[max(index - 1, 0)].key}", status_code=303)

@@ -120,3 +120,17 @@ def test_questions_and_choices_in_the_page_language(client: TestClient) -> None:
     client.post("/pre/q?lang=vi", data={"step": "life_events", "value": ["move_in", "childcare"]})
     for step in ("move.moving_out_method", "household.members[0].relationship", "bank_account.account_type"):
         assert "[日本語]" not in client.get(f"/pre/q?lang=vi&step={step}").text, step
+
+
+def test_an_oversized_screen_is_refused(client: TestClient, settings: object) -> None:
+    start(client)
+    big = "あ" * settings.pre_entry_max_bytes  # type: ignore[attr-defined]
+    res = client.post("/pre/q", data={"step": "phone", "value": big})
+    assert res.status_code == 413
+    res = client.post("/pre/q", data={"step": "household.members[0].family_name", "value": "い" * 600})
+    assert res.status_code == 422 and 'role="alert"' in res.text
+    # A question that does not apply now stores nothing (and never lands on another question).
+    res = client.post("/pre/q", data={"step": "household.members[0].employer", "value": "港商事"},
+                      follow_redirects=False)
+    assert res.headers["location"] == "/pre/q"
+    assert "港商事" not in client.get("/pre/q?step=life_events").text
