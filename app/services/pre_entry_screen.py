@@ -165,4 +165,5 @@ def text(defs: DefinitionSet, lang: str, japanese: str) -> str:
     found = cat.questions.get(japanese) if cat is not None else None
     if found:
         return found
+    # やさしい日本語 without a plain version falls back to the interview's own Japanese, unmarked.
     return japanese if is_japanese(lang) else japanese + FALLBACK_MARK

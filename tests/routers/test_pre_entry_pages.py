@@ -134,3 +134,11 @@ def test_an_oversized_screen_is_refused(client: TestClient, settings: object) ->
                       follow_redirects=False)
     assert res.headers["location"] == "/pre/q"
     assert "港商事" not in client.get("/pre/q?step=life_events").text
+
+
+def test_easy_japanese_asks_in_plain_words(client: TestClient) -> None:
+    start(client, "ja-x-easy")
+    page = client.get("/pre/q?lang=ja-x-easy").text
+    assert "なにが ありましたか" in page and "ほかの まちから ひっこして きた" in page
+    assert "つぎへ" in page and "[日本語]" not in page
+    assert "みょうじ" in client.get("/pre/q?lang=ja-x-easy&step=household.members[0].family_name").text
