@@ -220,3 +220,16 @@ def test_odd_documents_get_field_errors_never_a_500(client: TestClient) -> None:
     res = client.put(f"/pre/api/drafts/{code}/answers", headers=token,
                      json={"answers": {"roles": {"jumin_tennyu": {"todokede": "m1"}}, "survey_baseline": {"name_written": 1}}})
     assert res.json()["stored"] == []
+
+
+def test_the_retention_purge_removes_what_the_resident_entered(client: TestClient, db: Session,
+                                                               counter_headers: dict[str, str]) -> None:
+    from app.services import retention
+
+    code, token = new_draft(client)
+    client.put(f"/pre/api/drafts/{code}/answers", headers=token, json={"answers": {"phone": "090-1234-5678"}})
+    case_id = client.post("/api/v1/cases/from-pre-entry", headers=counter_headers, json={"code": code}).json()["case_id"]
+    assert db.get(PreEntryOriginal, case_id) is not None
+    retention.purge(db, older_than_days=0, now=dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+    db.expire_all()
+    assert db.get(PreEntryOriginal, case_id) is None
