@@ -233,3 +233,9 @@ def test_the_retention_purge_removes_what_the_resident_entered(client: TestClien
     retention.purge(db, older_than_days=0, now=dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
     db.expire_all()
     assert db.get(PreEntryOriginal, case_id) is None
+
+
+def test_an_empty_draft_opens_an_empty_visit(client: TestClient, counter_headers: dict[str, str]) -> None:
+    code, _ = new_draft(client)
+    res = client.post("/api/v1/cases/from-pre-entry", headers=counter_headers, json={"code": code})
+    assert res.status_code == 201 and res.json()["answered"] == 0
