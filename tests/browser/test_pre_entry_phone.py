@@ -17,7 +17,7 @@ from sqlalchemy import select
 from app.models import AnswerSource, Case
 from tests.browser.axe import assert_clean
 from tests.browser.conftest import SCREENSHOT_DIR, TABLET, LiveServer, screenshot
-from tests.browser.test_counter_flow import log_in, model
+from tests.browser.test_counter_flow import log_in, model, wait_saved
 
 pytestmark = pytest.mark.browser
 
@@ -151,6 +151,17 @@ def test_model_household_entered_on_a_phone_and_handed_over_by_qr(live_server: L
     assert stored["household"]["members"] == expected["household"]["members"]
     assert {k: v for k, v in stored.items() if k not in ("visit_date", "household")} == {
         k: v for k, v in expected.items() if k not in ("visit_date", "household")}
+
+    # The clerk corrects one answer with the resident: the review lists it (resident's value → clerk's value).
+    tablet.get_by_label("電話番号（日中に連絡がとれる番号）").fill("06-6489-0000")
+    wait_saved(tablet)
+    tablet.goto(f"{base}/counter/visits/{case_id}/review")
+    changes = tablet.locator("#pre-changes")
+    assert "（1件）" in changes.locator("h2").inner_text()
+    row = changes.locator("tbody tr").first.inner_text()
+    assert "090-1234-5678" in row and "06-6489-0000" in row
+    if SCREENSHOT_DIR:
+        changes.screenshot(path=str(Path(SCREENSHOT_DIR) / "pre_5_review_changes.png"))
 
     # The phone notices the hand-off by itself and keeps nothing personal.
     page.wait_for_url("**/pre/done", timeout=15_000)
