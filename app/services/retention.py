@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine, delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.models import Case, CaseEvent, RoutingStep, SatisfactionResponse, Signature, utcnow
+from app.models import Case, CaseEvent, PreEntryOriginal, RoutingStep, SatisfactionResponse, Signature, utcnow
 from app.services import audit
 
 ACTOR = "retention"
@@ -62,6 +62,9 @@ def purge_case(session: Session, case: Case, *, now: dt.datetime, reason: str) -
     case.signature_png = None
     # Each signer's signature image (issue 12); which forms were signed (digests only) stays.
     session.execute(delete(Signature).where(Signature.case_id == case.id).execution_options(synchronize_session=False))
+    # What the resident entered on their phone before the visit (kept for the review's list of changes).
+    session.execute(delete(PreEntryOriginal).where(PreEntryOriginal.case_id == case.id)
+                    .execution_options(synchronize_session=False))
     case.purged_at = now
     # A tablet still holding the old version must not write the data back: its save gets 409.
     case.version = case.version + 1
@@ -92,12 +95,17 @@ def purge(session: Session, *, older_than_days: int, dry_run: bool = False, now:
         from app.services import planned_visits
 
         planned_visits.purge_stale(session, before=report.cutoff.date())
+        # Pre-entry drafts live at most pre_entry_days (7) whatever the retention period.
+        from app.services import pre_entry
+
+        pre_entry.purge_expired(session, now=now)
     session.flush()
     return report
 
 
 # Every table a purge rewrites rows of (and so leaves old row versions in).
-PURGED_TABLES = ("cases", "case_events", "routing_steps", "satisfaction_responses", "signatures")
+PURGED_TABLES = ("cases", "case_events", "routing_steps", "satisfaction_responses", "signatures",
+                 "pre_entry_originals", "pre_entry_drafts")
 
 
 def scrub_storage(engine: Engine) -> None:
