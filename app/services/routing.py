@@ -529,6 +529,41 @@ def _touch_dependents(session: Session, step: RoutingStep, now: dt.datetime) -> 
             other.updated_at = now
 
 
+def release_resident(session: Session, *, defs: DefinitionSet, case_id: str, actor: User | None) -> Case:
+    """The counter is done with the resident: they may leave while the departments work (recorded once).
+
+    Refused while there is no slip, while a department needs them in person, or when everything is
+    already finished (then the visit is simply closed).
+    """
+    case = get_case_or_raise(session, case_id)
+    _check_open(case)
+    steps = [s for s in list_steps(session, case.id) if s.status != "cancelled"]
+    if not steps:
+        raise Conflict("回付票がまだ作成されていません。先に回付票を作成してください")
+    waiting = [s for s in steps if s.status == "needs_resident"]
+    if waiting:
+        names = "、".join(defs.departments[d].name if d in defs.departments else d
+                         for d in dict.fromkeys(s.department_id for s in waiting))
+        raise Conflict(f"本人の来庁を待っている課があります（{names}）。先にその窓口へご案内ください")
+    if all(s.status in FINISHED for s in steps):
+        raise Conflict("手続きはすべて終わっています。来庁を終了してください")
+    already = session.scalar(select(CaseEvent.id).where(CaseEvent.case_id == case.id,
+                                                        CaseEvent.kind == events.RESIDENT_RELEASED).limit(1))
+    if already is None:
+        record_event(session, case, events.RESIDENT_RELEASED, actor=actor, at=utcnow(),
+                     data={"open_steps": sum(1 for s in steps if s.status not in FINISHED)})
+    return case
+
+
+def release_if_possible(session: Session, *, defs: DefinitionSet, case_id: str, actor: User | None) -> bool:
+    """Release the resident when the counter finishes and the rules allow it (see release_resident)."""
+    try:
+        release_resident(session, defs=defs, case_id=case_id, actor=actor)
+    except Conflict:
+        return False
+    return True
+
+
 def confirm_answers(session: Session, *, case_id: str, actor: User) -> int:
     """The clerk confirmed the marked answers (本人入力・カード・転入予約); open steps show up again for polling."""
     case = get_case_or_raise(session, case_id)
