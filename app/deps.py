@@ -214,3 +214,20 @@ def page_any_staff(row: Annotated[StaffSession, Depends(csrf_protected)]) -> Use
 
 PageDepartmentUser = Annotated[User, Depends(page_department_staff)]
 PageStaffUser = Annotated[User, Depends(page_any_staff)]
+
+
+async def counter_staff_token_or_page(
+    request: Request, session: SessionDep, settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    """Counter staff by bearer token (API clients) or by the page session with its CSRF token (the tablet)."""
+    if credentials is not None and credentials.credentials:
+        user = auth.resolve_token(session, credentials.credentials)
+    else:
+        row = await csrf_protected(request, get_staff_session(request, session, settings))
+        user = row.user
+    auth.require_role(user, "counter")
+    return user
+
+
+CounterUserAnyAuth = Annotated[User, Depends(counter_staff_token_or_page)]

@@ -24,6 +24,7 @@ from app.routers import (
     api_documents,
     api_imports,
     api_metrics,
+    api_pre_entry,
     api_queue,
     api_routing,
     board,
@@ -34,6 +35,8 @@ from app.routers import (
     guide,
     health,
     notices,
+    pre_entry_counter,
+    pre_entry_pages,
     reception,
     resident,
     slip_pages,
@@ -88,6 +91,7 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
     install_security(app, settings)
     app.include_router(health.router)
     app.include_router(api_auth.router)
+    app.include_router(api_pre_entry.router)  # before api_cases: /api/v1/cases/from-pre-entry
     app.include_router(api_cases.router)
     app.include_router(api_documents.router)
     app.include_router(api_routing.router)
@@ -102,6 +106,7 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
     app.include_router(api_queue.router)
     app.include_router(resident.router)
     app.include_router(guide.router)
+    app.include_router(pre_entry_pages.router)
     app.include_router(board.router)
     app.include_router(department.router)
     app.include_router(reception.router)
@@ -109,6 +114,7 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
     app.include_router(api_card.router)
     app.include_router(api_card.pairing_router)
     app.include_router(card_pages.router)
+    app.include_router(pre_entry_counter.router)
     app.include_router(api_imports.router)
     if settings.docs_enabled:
         app.include_router(api_docs.router)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from typing import Any
 
@@ -428,3 +429,59 @@ class NoticeSubscription(Base):
     sent: Mapped[list[str]] = mapped_column(JSONType, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
+
+
+# --- Resident pre-entry on the phone (issue 16) ----------------------------------------------------
+
+
+class SealedJSON(TypeDecorator[Any]):
+    """A whole JSON value encrypted at rest (AEAD): nothing of it, not even a name, is readable in the row."""
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self, field: str, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.field = field
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        return crypto.keyring().encrypt(json.dumps(value, ensure_ascii=False, sort_keys=True), field=self.field)
+
+    def process_result_value(self, value: str | None, dialect: Any) -> Any:
+        return json.loads(crypto.keyring().decrypt(value, field=self.field)) if value is not None else None
+
+
+class PreEntryDraft(Base):
+    """Answers a resident typed on their own phone before the visit, kept until hand-off or expiry.
+
+    The code (shown as QR and XXXX-XXXX) is the hand-off credential at the counter, the token
+    authorises the phone's writes; only their SHA-256 are stored. After hand-off the answers are
+    removed and the row stays, empty, until it expires, so the phone can tell it was handed over.
+    """
+
+    __tablename__ = "pre_entry_drafts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    lang: Mapped[str] = mapped_column(String(16), default="ja")
+    answers: Mapped[dict[str, Any] | None] = mapped_column(SealedJSON("pre_entry_answers"))
+    # SHA-256 of the creating client's address (keyed): counts drafts per address per hour.
+    client_key: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    handed_over_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class PreEntryOriginal(Base):
+    """What the resident entered, kept (encrypted) with the visit so the review can show what the clerk changed."""
+
+    __tablename__ = "pre_entry_originals"
+
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
+    answers: Mapped[dict[str, Any]] = mapped_column(SealedJSON("pre_entry_original"))
+    lang: Mapped[str] = mapped_column(String(16), default="ja")
+    handed_over_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

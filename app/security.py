@@ -29,11 +29,14 @@ DOCS_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inl
 DOCS_PATHS = ("/docs", "/redoc")
 PERMISSIONS_POLICY = ("camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), bluetooth=(), "
                       "interest-cohort=()")
+# The counter's today page reads pre-entry QR codes with the tablet's camera (same origin only).
+COUNTER_CAMERA_PATHS = ("/counter",)
+COUNTER_PERMISSIONS_POLICY = PERMISSIONS_POLICY.replace("camera=()", "camera=(self)")
 HSTS = "max-age=31536000; includeSubDomains"
 # Paths whose responses may be cached by the browser: static assets only. Everything else (the API,
 # staff pages with personal data, the resident page) is `no-store`, unless the route set its own.
 CACHEABLE_PREFIXES = ("/static/",)
-RESIDENT_PREFIXES = ("/q/",)
+RESIDENT_PREFIXES = ("/q/", "/pre")
 
 TOO_LARGE_MESSAGE = "送信された内容が大きすぎます（上限 {limit}）。内容を減らしてもう一度お送りください"
 TOO_DEEP_MESSAGE = "JSONの入れ子が深すぎます（{limit}段まで）"
@@ -299,7 +302,8 @@ class SecurityHeadersMiddleware:
                 # The resident page's URL holds the status token: never send it on as a referrer.
                 referrer = "no-referrer" if path.startswith(RESIDENT_PREFIXES) else "same-origin"
                 headers.setdefault("Referrer-Policy", referrer)
-                headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
+                headers.setdefault("Permissions-Policy",
+                                   COUNTER_PERMISSIONS_POLICY if path in COUNTER_CAMERA_PATHS else PERMISSIONS_POLICY)
                 headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
                 headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
                 if self.hsts:
@@ -322,7 +326,7 @@ _ROW_FILTER = _NoResultRows()
 
 # The resident page's status token is the only credential of that page: an access log must not
 # hold it. The postal-code lookup's query is a partial address.
-_TOKEN_PATHS = re.compile(r"^(/q/|/api/v1/status/)[^/?#\s]+")
+_TOKEN_PATHS = re.compile(r"^(/q/|/api/v1/status/|/pre/api/drafts/)[^/?#\s]+")
 _POSTAL_QUERY = re.compile(r"([?&]code=)[^&#\s]*")
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app import crypto
@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     # /docs, /redoc and /openapi.json: on in development and tests, off in production unless set to true.
     api_docs: bool | None = None
     retention_days: int = 90
+    # Resident pre-entry on the phone (README "Before the visit"): a draft lives at most this many days
+    # (1-7); one client address may start this many drafts per hour; a draft write is at most this big.
+    pre_entry_days: int = Field(default=7, ge=1, le=7)
+    pre_entry_drafts_per_hour: int = Field(default=10, ge=1)
+    pre_entry_max_bytes: int = Field(default=64 * 1024, ge=1024)
+    pre_entry_max_members: int = Field(default=10, ge=1, le=30)
     # Queue and resident page (README "Queue and resident page"). Live updates: each process polls
     # the event table this often (seconds) and wakes its SSE clients; 0 disables the watcher.
     live_poll_interval: float = 0.5

@@ -42,6 +42,8 @@ RULES: list[tuple[str, str]] = [
     # The counter card bridge: its one credential is the visit's one-time pairing code (in the body).
     (r"/api/v1/card-readings(/.*)?", "public"),
     (r"/guide", "public"),  # the 手続きガイド: anonymous questions, nothing stored
+    # Pre-entry on the resident's phone: writes need the draft's own token (X-Draft-Token or its cookie).
+    (r"/pre(/.*)?", "public"),
     (r"/api/v1/auth/me", "staff"),
     (r"/api/v1/cases(/.*)?", "counter"),
     (r"/api/v1/queue(/.*)?", "counter"),

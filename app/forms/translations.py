@@ -25,7 +25,7 @@ import yaml
 
 from app.forms.loader import DefinitionSet
 
-SECTIONS = ("applications", "documents")
+SECTIONS = ("applications", "documents", "questions")
 # Shown after a Japanese text that has no translation yet (the resident sees why it is Japanese).
 FALLBACK_MARK = " [日本語]"
 
@@ -37,6 +37,8 @@ class Catalog:
     lang: str
     applications: dict[str, str] = field(default_factory=dict)
     documents: dict[str, str] = field(default_factory=dict)
+    # interview.yaml's labels, section titles and choices (the phone's pre-entry), by the Japanese text.
+    questions: dict[str, str] = field(default_factory=dict)
 
 
 class TranslationFileError(ValueError):

@@ -23,6 +23,7 @@ from app.services import (
     counter,
     documents,
     planned_visits,
+    pre_entry,
     queue,
     routing,
     sessions,
@@ -374,6 +375,7 @@ def review(request: Request, case_id: str, session: SessionDep, settings: Settin
         "roles": counter.role_rows(defs, case), "redirects": counter.redirect_notes(defs, case),
         "summary": [] if problems else counter.household_summary(defs, case),
         "signers": signatures.signers(session, defs, case),
+        "pre_changes": pre_entry.changes(session, defs=defs, case=case),
     })
 
 

@@ -1,4 +1,4 @@
-"""Which answers came from a card reading or an import, marked on the counter screen until confirmed."""
+"""Which answers came from a card reading, an import or the resident's own pre-entry, marked on the counter screen until confirmed."""
 
 from __future__ import annotations
 
@@ -8,10 +8,39 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from app.forms.loader import DefinitionSet
 from app.models import AnswerSource, User, utcnow
 
-SOURCE_LABELS = {"card": "カード", "import": "転入予約"}
+SOURCE_LABELS = {"card": "カード", "import": "転入予約", "resident": "本人入力"}
 _MEMBER_PATH = re.compile(r"^household\.members\.([^.]+)\.(.+)$")
+
+
+def answer_paths(defs: DefinitionSet, answers: dict[str, Any]) -> list[str]:
+    """Every answered path a source can mark (members by id: household.members.m2.birth_date; addresses whole)."""
+    paths: list[str] = []
+
+    def walk(value: Any, path: str) -> None:
+        info = defs.fields.get(path)
+        if isinstance(value, dict) and (info is None or info.field.kind != "address"):
+            for key, sub in value.items():
+                walk(sub, f"{path}.{key}" if path else key)
+        elif path not in ("life_events", "visit_date"):
+            paths.append(path)
+
+    for key, value in answers.items():
+        if key == "household":
+            for member in (value or {}).get("members") or []:
+                for field, sub in member.items():
+                    if field == "id":
+                        continue
+                    base = f"household.members.{member.get('id')}.{field}"
+                    if isinstance(sub, dict):
+                        paths.extend(f"{base}.{k}" for k in sub)
+                    else:
+                        paths.append(base)
+        elif not key.startswith("$"):
+            walk(value, key)
+    return paths
 
 
 def record(session: Session, *, case_id: str, paths: list[str], source: str) -> None:

@@ -84,33 +84,6 @@ def summary(planned: PlannedVisit) -> dict[str, Any]:
             "life_events": planned.answers.get("life_events") or []}
 
 
-def _marked_paths(defs: DefinitionSet, answers: dict[str, Any]) -> list[str]:
-    paths: list[str] = []
-
-    def walk(value: Any, path: str) -> None:
-        info = defs.fields.get(path)
-        if isinstance(value, dict) and (info is None or info.field.kind != "address"):
-            for key, sub in value.items():
-                walk(sub, f"{path}.{key}" if path else key)
-        elif path not in ("life_events", "visit_date"):
-            paths.append(path)
-
-    for key, value in answers.items():
-        if key == "household":
-            for member in (value or {}).get("members") or []:
-                for field, sub in member.items():
-                    if field == "id":
-                        continue
-                    base = f"household.members.{member.get('id')}.{field}"
-                    if isinstance(sub, dict):
-                        paths.extend(f"{base}.{k}" for k in sub)
-                    else:
-                        paths.append(base)
-        elif not key.startswith("$"):
-            walk(value, key)
-    return paths
-
-
 def start_planned(session: Session, *, defs: DefinitionSet, planned_id: str, user: User, office: str,
                   today: dt.date) -> Case:
     """The resident has come: open the visit (ticket, interview) from the planned one."""
@@ -123,7 +96,7 @@ def start_planned(session: Session, *, defs: DefinitionSet, planned_id: str, use
     case = cases.create_case(session, defs=defs, answers=answers, user=user, office=office, today=today, draft=True)
     planned.case_id, planned.started_at = case.id, utcnow()
     planned.answers = {}  # the visit holds them now; the planned row keeps only its number and dates
-    answer_sources.record(session, case_id=case.id, paths=_marked_paths(defs, case.answers), source=IMPORT_SOURCE)
+    answer_sources.record(session, case_id=case.id, paths=answer_sources.answer_paths(defs, case.answers), source=IMPORT_SOURCE)
     cases.record_event(session, case, "planned_visit_started", actor=user, data={"source": planned.source})
     return case
 

@@ -92,6 +92,10 @@ def purge(session: Session, *, older_than_days: int, dry_run: bool = False, now:
         from app.services import planned_visits
 
         planned_visits.purge_stale(session, before=report.cutoff.date())
+        # Pre-entry drafts live at most pre_entry_days (7) whatever the retention period.
+        from app.services import pre_entry
+
+        pre_entry.purge_expired(session, now=now)
     session.flush()
     return report
 

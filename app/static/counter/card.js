@@ -73,7 +73,7 @@
     field.classList.add("from-source");
     const labelRow = field.querySelector(":scope > .label-row, :scope > fieldset > legend") || field;
     const badge = document.createElement("span");
-    badge.className = "source-mark" + (label === "転入予約" ? " import" : "");
+    badge.className = "source-mark" + (label === "転入予約" ? " import" : label === "本人入力" ? " resident" : "");
     badge.textContent = label;
     labelRow.appendChild(badge);
   }
