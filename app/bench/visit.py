@@ -687,7 +687,10 @@ class Replay:
     def _close(self, h: Household) -> None:
         self.api.call("POST", f"/api/v1/cases/{h.case_id}/close", h.clerk)
         h.closed_at = self.sim.now
-        self._note(h, "papers handed over; visit closed")
+        if h.released_at is not None:
+            self._note(h, "the last department is done (the phone said so); visit closed")
+        else:
+            self._note(h, "papers handed over; visit closed")
 
 
 # --- Setting up the service ----------------------------------------------------------------------------
