@@ -74,6 +74,7 @@ GO_TO = N_("%(where)sへお越しください")
 ALL_DONE = N_("手続きはすべて終わりました。お帰りいただけます")
 MAY_LEAVE = N_("お帰りいただけます。%(what)sの準備ができたらお知らせします")
 STEP_READY = N_("%(what)sの手続きが終わりました")
+REMAINING = N_("残りの手続き")  # MAY_LEAVE's %(what)s when more than two procedures are open (the list shows them)
 COMMON_GROUP = N_("どの窓口でも使うもの")
 # Documents several applications ask for, shown once (form_definitions: `key:` on a documents_to_bring item).
 COMMON_DOCUMENTS = {
@@ -578,7 +579,8 @@ def localize(status: dict[str, Any], *, defs: DefinitionSet, lang: str, gettext:
     elif q["status"] == "serving":
         headline = ticket_text
     elif may_leave:
-        headline = _(MAY_LEAVE) % {"what": sep.join(open_titles)}
+        what = sep.join(open_titles) if len(open_titles) <= 2 else _(REMAINING)
+        headline = _(MAY_LEAVE) % {"what": what}
     elif steps:
         total = (max(remaining) if remaining else 0) + later_minutes
         if total >= COME_BACK_MINUTES:
