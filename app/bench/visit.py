@@ -8,8 +8,13 @@ two API calls a discrete-event loop moves a simulated clock forward (app.service
 so every event the service stores carries the simulated time. The printed "new way" figures are the
 service's own per-visit metrics (GET /api/v1/cases/{id}/metrics) computed from those events.
 
-Single-household mode replays the model household; `--day` replays many fictional variants of it
-arriving at random over the opening hours at K one-stop counters and reports waiting percentiles.
+Single-household mode replays the model household twice: the new way today (the clerk types every
+answer, the resident waits for the departments) and the new way with the resident's phone and card
+(pre-entry API before the visit, マイナンバーカード read-in through the card API, the clerk types only what
+the service does not hold yet, counted in keystrokes by app/bench/keystrokes.py; the resident is
+released when the counter is done and the departments work in parallel). `--day` replays many fictional
+variants arriving at random over the opening hours at K one-stop counters and reports waiting
+percentiles, per life event beside the old way of bench/assumptions.yaml (`life_event_baselines`).
 """
 
 from __future__ import annotations
@@ -144,6 +149,12 @@ class KakanaiAssumptions(_Strict):
     reception_scan: float = Field(ge=0)
 
 
+class LifeEventBaseline(_Strict):
+    minutes: float = Field(ge=0)
+    counters: int = Field(ge=0)
+    source: str = Field(min_length=1)
+
+
 class DayModeAssumptions(_Strict):
     households: int = Field(ge=1, le=2000)
     last_arrival: dt.time
@@ -170,6 +181,7 @@ class Assumptions(_Strict):
     handover: float = Field(ge=0)
     keystrokes: KeystrokeAssumptions
     kakanai: KakanaiAssumptions
+    life_event_baselines: dict[str, LifeEventBaseline] = Field(default_factory=dict)
     day_mode: DayModeAssumptions
 
     def office_hours(self, tz: ZoneInfo) -> OfficeHours:
@@ -857,6 +869,7 @@ def run(*, assumptions: Assumptions, household: dict[str, Any], day_mode: bool =
                 measured += [_measured(api, tokens["reception"], h) for h in replay.households]
                 if day_mode:
                     summary = _day_summary(api, tokens["admin"], a.day.date, replay.households)
+                    summary["old_way"] = {k: v.model_dump() for k, v in a.life_event_baselines.items()}
             if not day_mode:
                 timelines.append([(t.astimezone(tz).strftime("%H:%M"), what) for t, what in replay.households[0].timeline])
         timeline = timelines[0] if timelines else []
@@ -1003,13 +1016,19 @@ def format_result(r: Result) -> str:
                       f"{_fmt(we.get('absolute_error', {}).get('p90'))} min, within 5 min {we.get('within_5_minutes')}."]
         events = s.get("per_life_event") or {}
         if events:
-            lines += ["", "| life event | visits | total median | total p90 | waiting median | with staff median "
-                          "| writing saved (name/address/birth/phone) |", "|---|---:|---:|---:|---:|---:|---:|"]
+            old = s.get("old_way") or {}
+            lines += ["", "| life event | visits | old way min (counters) | total median | total p90 | waiting median "
+                          "| with staff median | writing saved (name/address/birth/phone) |",
+                      "|---|---:|---:|---:|---:|---:|---:|---:|"]
             for event, b in events.items():
                 w = b["writing_saved"]
-                lines.append(f"| {event} | {b['visits']} | {_fmt(b['total']['median'])} | {_fmt(b['total']['p90'])} | "
-                             f"{_fmt(b['waiting']['median'])} | {_fmt(b['service']['median'])} | {w['total']} "
-                             f"({w['name']}/{w['address']}/{w['birth_date']}/{w['phone']}) |")
+                base = old.get(event)
+                before = f"{_fmt(base['minutes'])} ({base['counters']})" if base else "-"
+                lines.append(f"| {event} | {b['visits']} | {before} | {_fmt(b['total']['median'])} | "
+                             f"{_fmt(b['total']['p90'])} | {_fmt(b['waiting']['median'])} | {_fmt(b['service']['median'])} "
+                             f"| {w['total']} ({w['name']}/{w['address']}/{w['birth_date']}/{w['phone']}) |")
+            lines.append("Old way: move_in is the city's survey; the other life events are assumptions, each with "
+                         "what it leans on, in bench/assumptions.yaml (life_event_baselines).")
         kinds: dict[str, int] = {}
         for h in r.households:
             kinds[h["kind"]] = kinds.get(h["kind"], 0) + 1

@@ -172,3 +172,11 @@ def test_a_day_with_every_life_event_reports_figures_per_life_event(fresh_db: st
         assert block["writing_saved"]["name"] > 0, kind
     table = visit.format_result(result)
     assert ("| life event | visits |" in table and "| death |" in table) or "death" not in kinds
+    # The old way per life event: the survey for move_in, labelled assumptions (with what they lean on) otherwise.
+    assumptions = visit.load_assumptions()
+    assert set(summary["old_way"]) >= {"move_in", *(k for k in visit.LIFE_EVENT_KINDS if k != "divorce"), "divorce"}
+    assert assumptions.life_event_baselines["move_in"].source.startswith("survey")
+    assert all(b.source.startswith("assumption") for k, b in assumptions.life_event_baselines.items() if k != "move_in")
+    for kind in kinds & set(summary["old_way"]):
+        base = summary["old_way"][kind]
+        assert f"| {kind} | {per_event[kind]['visits']} | {visit._fmt(base['minutes'])} ({base['counters']}) |" in table
