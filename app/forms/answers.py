@@ -298,7 +298,8 @@ def _my_number(value: Any, fdef: InterviewField) -> str:
 
 def _choice(value: Any, fdef: InterviewField) -> str:
     allowed = {c.value: c.label for c in fdef.choices or []}
-    if value not in allowed:
+    # An object or a list is no choice (and would not even hash): the same field error, never a TypeError.
+    if not isinstance(value, str | int | float | bool) or value not in allowed:
         raise _Invalid("次から選んでください: " + "、".join(allowed.values()))
     return str(value)
 

@@ -12,6 +12,8 @@ language's coverage. Pure: files in, dictionaries out.
       jumin_tennyu: Thông báo chuyển đến
     documents:
       転出証明書: Giấy chứng nhận chuyển đi
+    questions:            # interview.yaml's labels, titles and choices on the phone's pre-entry (/pre)
+      生年月日: Ngày sinh
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ async def put_answers(code: str, request: Request, session: SessionDep, settings
                       x_draft_token: Annotated[str | None, Header(max_length=200)] = None) -> JSONResponse:
     """Merge part of an answers document into the draft: the valid part is stored, the rest listed per field."""
     body = await json_body(request, settings)
-    draft = pre_entry.authorised_draft(session, code=code, token=x_draft_token)
+    draft = pre_entry.authorised_draft(session, code=code, token=x_draft_token, lock=True)
     if not isinstance(body, dict) or "answers" not in body:
         raise ValidationFailed(details=[{"field": "answers", "message": "answers（回答文書）を送ってください"}])
     written = pre_entry.write_answers(session, defs=defs, draft=draft, partial=body["answers"],

@@ -43,12 +43,12 @@ def _credentials(request: Request) -> tuple[str, str]:
     return code, token
 
 
-def _draft(request: Request, session: Any) -> PreEntryDraft | None:
+def _draft(request: Request, session: Any, *, lock: bool = False) -> PreEntryDraft | None:
     code, token = _credentials(request)
     if not code:
         return None
     try:
-        return pre_entry.authorised_draft(session, code=code, token=token)
+        return pre_entry.authorised_draft(session, code=code, token=token, lock=lock)
     except AppError:
         return None
 
@@ -128,7 +128,7 @@ def question(request: Request, session: SessionDep, settings: SettingsDep, defs:
 async def answer(request: Request, session: SessionDep, settings: SettingsDep, defs: DefinitionsDep) -> Response:
     """Store one screen's answer (valid part kept, errors shown in the page language) and go on."""
     lang = language(request)
-    draft = _draft(request, session)
+    draft = _draft(request, session, lock=True)
     if draft is None or draft.handed_over_at is not None:
         return RedirectResponse("/pre", status_code=303)
     form = await request.form()
@@ -180,7 +180,7 @@ def handoff(request: Request, session: SessionDep, settings: SettingsDep) -> Res
     if draft.handed_over_at is not None:
         return RedirectResponse("/pre/done", status_code=303)
     code = pre_entry.normalise_code(_credentials(request)[0])
-    qr = segno.make(pre_entry.qr_content(code), error="m").svg_inline(scale=6, title="QR", border=4)
+    qr = segno.make(pre_entry.qr_content(code), error="m").svg_inline(scale=6, title="QR", border=4, omitsize=True)
     return _render(request, "pre/handoff.html", lang, {"code": pre_entry.format_code(code), "qr_svg": qr,
                                                        "expires_on": draft.expires_at.astimezone().date().isoformat()})
 

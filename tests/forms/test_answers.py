@@ -70,3 +70,11 @@ def test_required_when_follows_the_household() -> None:
     answers["household"]["members"][0]["nationality"] = "XX"
     errors = {e.field: e.message for e in validate_answers(DEFS, answers, today=TODAY, draft=True).errors}
     assert errors["household.members[0].nationality"].startswith("国籍・地域は2文字の国コード")
+
+
+@pytest.mark.parametrize("value", [{"deep": [1]}, ["move_in"]])
+def test_an_object_or_list_for_a_choice_is_a_field_error(value: object) -> None:
+    answers = {"life_events": ["move_in"], "household": {"members": [{"id": "m1", "relationship": value}]}}
+    result = validate_answers(DEFS, answers, today=TODAY, draft=True)
+    assert [e.field for e in result.errors] == ["household.members[0].relationship"]
+    assert "次から選んでください" in result.errors[0].message

@@ -200,3 +200,23 @@ def test_the_code_is_read_from_what_a_scanner_types() -> None:
     assert pre_entry.normalise_code("https://city.example/counter?pre=ABCDEFGH") == "ABCDEFGH"
     assert pre_entry.normalise_code("ABC") == ""
     assert pre_entry.normalise_code(pre_entry.qr_content("K2M3N4P5")) == "K2M3N4P5"
+
+
+def test_odd_documents_get_field_errors_never_a_500(client: TestClient) -> None:
+    code, token = new_draft(client)
+    odd: list[Any] = [
+        {"household": "x"}, {"household": {"members": "x"}}, {"household": {"members": [1, None, "a", []]}},
+        {"household": {"members": [{"id": 5, "birth_date": 19900101}]}}, {"life_events": "move_in"},
+        {"address": {"postal_code": ["530"]}}, {"move": None}, {"": 1, "$comment": "x", "survey_baseline": {"a": 1}},
+        {"household": {"members": [{"id": "m1", "school": {"grade": {"deep": [1, 2]}}}]}},
+        {"phone": "\u202e0901234"}, {"roles": {"x": 1}}, {"visit_date": "1900-01-01"},
+    ]
+    for answers in odd:
+        res = client.put(f"/pre/api/drafts/{code}/answers", headers=token, json={"answers": answers})
+        assert res.status_code in (200, 422), (answers, res.status_code, res.text)
+    res = client.put(f"/pre/api/drafts/{code}/answers", headers=token, json={"answers": {"phone": "090-1234-5678"}})
+    assert res.status_code == 200 and res.json()["stored"] == ["phone"]
+    # What a resident may not set never reaches the draft.
+    res = client.put(f"/pre/api/drafts/{code}/answers", headers=token,
+                     json={"answers": {"roles": {"jumin_tennyu": {"todokede": "m1"}}, "survey_baseline": {"name_written": 1}}})
+    assert res.json()["stored"] == []

@@ -111,3 +111,12 @@ def test_counter_code_field_opens_the_visit_and_review_lists_what_the_clerk_chan
     assert "090-1234-5678" in section and "06-6489-0000" in section
     assert "********0121" in section and "********9018" in section
     assert "234567890121" not in review and "123456789018" not in review
+
+
+def test_questions_and_choices_in_the_page_language(client: TestClient) -> None:
+    start(client, "vi")
+    page = client.get("/pre/q?lang=vi").text
+    assert "Điều gì đã xảy ra?" in page and "Chuyển đến (từ thành phố khác)" in page
+    client.post("/pre/q?lang=vi", data={"step": "life_events", "value": ["move_in", "childcare"]})
+    for step in ("move.moving_out_method", "household.members[0].relationship", "bank_account.account_type"):
+        assert "[日本語]" not in client.get(f"/pre/q?lang=vi&step={step}").text, step
