@@ -154,3 +154,24 @@ def test_finishing_at_the_counter_page_releases_the_resident(client: TestClient,
     client.post(f"/counter/visits/{case_id}/queue/finish", data={"csrf_token": clerk}, headers=HTML)
     kinds = [e.kind for e in db.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id))]
     assert events.SERVICE_ENDED in kinds and events.RESIDENT_RELEASED in kinds
+
+
+def test_a_ticket_for_an_existing_visit_and_a_card_pairing_over_the_api(
+        client: TestClient, counter_headers: dict[str, str], model_case_raw: dict[str, Any]) -> None:
+    # What reception does after a pre-entry hand-off, and what a counter system does for the card bridge.
+    case = client.post("/api/v1/cases?draft=true", json={"life_events": ["move_in"]}, headers=counter_headers).json()
+    issued = client.post(f"/api/v1/queue/tickets/{case['id']}/issue", headers=counter_headers)
+    assert issued.status_code == 201, issued.text
+    assert issued.json()["case_id"] == case["id"] and issued.json()["status"] == "waiting"
+    again = client.post(f"/api/v1/queue/tickets/{case['id']}/issue", headers=counter_headers)
+    assert again.status_code == 409 and "すでに整理券" in again.json()["message"]
+    assert client.post("/api/v1/queue/tickets/nope/issue", headers=counter_headers).status_code == 404
+    pairing = client.post(f"/api/v1/cases/{case['id']}/card-pairings", json={"member_id": None}, headers=counter_headers)
+    assert pairing.status_code == 201, pairing.text
+    reading = {"name": "尼崎　花子", "address": "大阪府大阪市北区梅田一丁目2番3号", "birth_date": "19921103", "sex": "2",
+               "my_number": "234567890121"}
+    stored = client.post("/api/v1/card-readings", json={"pairing_code": pairing.json()["code"], **reading})
+    assert stored.status_code == 201 and "my_number" in stored.json()["fields"]
+    assert client.post(f"/api/v1/cases/{case['id']}/card-pairings", json={"member_id": "m9"},
+                       headers=counter_headers).status_code == 422
+    assert client.post(f"/api/v1/cases/{case['id']}/card-pairings", json={}).status_code == 401
