@@ -18,6 +18,9 @@ Timeline of a visit, in the order it usually happens:
 - ``step_done``           a department finished its step (data: department, step_id)
 - ``step_needs_resident`` a department needs the resident in person (data: department, step_id, counter)
 - ``step_cancelled``      a step no longer applies (data: department, step_id)
+- ``resident_released``   the counter has finished with the resident, the routing slip is out and no
+                          department needs them in person: they may leave while the departments work
+                          (the phone page and the notices tell them when something needs them or is ready)
 - ``satisfaction``        the resident answered the satisfaction question (data: score)
 - ``departure``           the visit was closed (data: missed = list of open steps, if any)
 """
@@ -43,5 +46,6 @@ STEP_CLAIMED = "step_claimed"
 STEP_DONE = "step_done"
 STEP_NEEDS_RESIDENT = "step_needs_resident"
 STEP_CANCELLED = "step_cancelled"
+RESIDENT_RELEASED = "resident_released"
 SATISFACTION = "satisfaction"
 DEPARTURE = "departure"

@@ -112,6 +112,7 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
     app.include_router(reception.router)
     app.include_router(notices.router)
     app.include_router(api_card.router)
+    app.include_router(api_card.pairing_router)
     app.include_router(card_pages.router)
     app.include_router(pre_entry_counter.router)
     app.include_router(api_imports.router)

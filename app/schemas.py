@@ -126,9 +126,13 @@ class RoutingStepOut(BaseModel):
     position: int = Field(description="回付の順番（1から）")
     stage: int = Field(description="段階（0から。先に必要な手続きの最長の連なり。同じ段階の手続きは並行して進められる）")
     parallel: bool = Field(description="同じ段階にほかの手続きがある（並行可）")
-    depends_on: list[str] = Field(description="先に完了している必要がある課")
+    depends_on: list[str] = Field(description="先に完了している必要がある課（定義の requires: ハードゲート。after は順序だけ）")
     depends_on_names: list[str]
-    ready: bool = Field(description="先に必要な手続きがすべて完了（または取消）している")
+    ready: bool = Field(description="回答が窓口で確認済みで、先に必要な手続き（requires）がすべて完了（または取消）している")
+    answers_confirmed: bool = Field(True, description="本人入力・カード・転入予約の回答が窓口で確認済みで、署名が無効になった申請書がない")
+    waiting_for: list[str] = Field(default_factory=list, description="完了を待っている課（requires のうち未完了のもの）")
+    not_ready_reasons: list[str] = Field(default_factory=list, description="まだ始められない理由（日本語）")
+    can_start_now: bool = Field(False, description="受付待ちで、いま始められる（pending かつ ready）")
     resident_reason: str = ""
     counter: str = ""
     note: str = ""

@@ -8,8 +8,13 @@ two API calls a discrete-event loop moves a simulated clock forward (app.service
 so every event the service stores carries the simulated time. The printed "new way" figures are the
 service's own per-visit metrics (GET /api/v1/cases/{id}/metrics) computed from those events.
 
-Single-household mode replays the model household; `--day` replays many fictional variants of it
-arriving at random over the opening hours at K one-stop counters and reports waiting percentiles.
+Single-household mode replays the model household twice: the new way today (the clerk types every
+answer, the resident waits for the departments) and the new way with the resident's phone and card
+(pre-entry API before the visit, マイナンバーカード read-in through the card API, the clerk types only what
+the service does not hold yet, counted in keystrokes by app/bench/keystrokes.py; the resident is
+released when the counter is done and the departments work in parallel). `--day` replays many fictional
+variants arriving at random over the opening hours at K one-stop counters and reports waiting
+percentiles, per life event beside the old way of bench/assumptions.yaml (`life_event_baselines`).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from zoneinfo import ZoneInfo
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from app.bench.keystrokes import KeystrokeModel, answers_of, keystrokes
 from app.metrics.baseline import SURVEY_BASELINE
 from app.metrics.stats import Summary
 from app.metrics.visit import OfficeHours
@@ -118,6 +124,37 @@ class DepartmentAssumptions(_Strict):
         return float(self.back_office.get(department, self.default_back_office))
 
 
+class KeystrokeAssumptions(_Strict):
+    keys_per_kana: float = Field(ge=0)
+    kana_per_kanji: float = Field(ge=0)
+    conversion_keys: int = Field(ge=0)
+    choice: int = Field(ge=0)
+
+    def model(self) -> KeystrokeModel:
+        """The pure model app.bench.keystrokes counts with."""
+        return KeystrokeModel(self.keys_per_kana, self.kana_per_kanji, self.conversion_keys, self.choice)
+
+
+class PreEntryAssumptions(_Strict):
+    lang: str = "ja"
+    minutes_before_arrival: float = Field(ge=0)
+    not_on_phone: list[str] = Field(default_factory=list)
+
+
+class KakanaiAssumptions(_Strict):
+    pre_entry: PreEntryAssumptions
+    card_holders: list[str] = Field(default_factory=list)
+    card_read: float = Field(ge=0)
+    minutes_per_confirmed: float = Field(ge=0)
+    reception_scan: float = Field(ge=0)
+
+
+class LifeEventBaseline(_Strict):
+    minutes: float = Field(ge=0)
+    counters: int = Field(ge=0)
+    source: str = Field(min_length=1)
+
+
 class DayModeAssumptions(_Strict):
     households: int = Field(ge=1, le=2000)
     last_arrival: dt.time
@@ -142,6 +179,9 @@ class Assumptions(_Strict):
     counter: CounterAssumptions
     departments: DepartmentAssumptions
     handover: float = Field(ge=0)
+    keystrokes: KeystrokeAssumptions
+    kakanai: KakanaiAssumptions
+    life_event_baselines: dict[str, LifeEventBaseline] = Field(default_factory=dict)
     day_mode: DayModeAssumptions
 
     def office_hours(self, tz: ZoneInfo) -> OfficeHours:
@@ -227,6 +267,51 @@ def with_day(doc: dict[str, Any], day: dt.date) -> dict[str, Any]:
     return doc
 
 
+def without_paths(doc: dict[str, Any], patterns: list[str]) -> dict[str, Any]:
+    """A copy without the answers the resident does not enter on the phone (`*` stands for any member id)."""
+    out = copy.deepcopy(doc)
+    for key in ("survey_baseline", "$comment", "visit_date"):
+        out.pop(key, None)
+    for pattern in patterns:
+        _drop(out, pattern.split("."))
+    return out
+
+
+def _drop(node: Any, parts: list[str]) -> None:
+    if not parts:
+        return
+    head, rest = parts[0], parts[1:]
+    if isinstance(node, list):
+        for item in node:
+            if isinstance(item, dict) and (head == "*" or item.get("id") == head):
+                _drop(item, rest)
+        return
+    if not isinstance(node, dict):
+        return
+    if not rest:
+        node.pop(head, None)
+    elif head in node:
+        _drop(node[head], rest)
+
+
+def card_facts(answers: dict[str, Any], member: dict[str, Any]) -> dict[str, str]:
+    """What a card holder's マイナンバーカード chip says: 基本4情報 and the My Number, as the card bridge posts them.
+
+    The card still shows the address before the move (the 転入届 is what changes it), so for a 転入 it
+    is the previous address.
+    """
+    moving_in = "move_in" in (answers.get("life_events") or [])
+    place = (answers.get("move") or {}).get("previous_address") if moving_in else answers.get("address")
+    place = place or {}
+    address = "".join(str(place.get(k) or "") for k in ("prefecture", "city", "town", "block"))
+    if place.get("building"):
+        address += "　" + str(place["building"])
+    return {"name": f"{member.get('family_name', '')}　{member.get('given_name', '')}", "address": address,
+            "birth_date": str(member.get("birth_date", "")).replace("-", ""),
+            "sex": {"male": "1", "female": "2"}.get(str(member.get("sex")), "9"),
+            "my_number": str(member.get("my_number", ""))}
+
+
 def signature_png() -> bytes:
     """A small signature-like PNG (a stroke on white), as the tablet would send it."""
     from PIL import Image, ImageDraw
@@ -280,7 +365,8 @@ class Api:
     def call(self, method: str, path: str, token: str, *, expect: tuple[int, ...] = (200, 201, 204),
              **kwargs: Any) -> Any:
         """One request; returns the response."""
-        headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
+        auth = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = {**auth, **kwargs.pop("headers", {})}
         res = self.http.request(method, path, headers=headers, **kwargs)
         self.calls += 1
         if res.status_code not in expect:
@@ -302,8 +388,14 @@ class Household:
     kind: str
     answers: dict[str, Any]
     arrival: dt.datetime
+    scenario: str = "today"  # "today": the clerk types everything; "kakanai": pre-entry, card, leaving early
     case_id: str = ""
     fields: int = 0
+    confirmed: int = 0  # answers that came from the phone or the card and were only confirmed
+    keystrokes: int = 0  # keys the clerk typed at the counter
+    card_fields: int = 0
+    pre_entry: dict[str, Any] = field(default_factory=dict)
+    released_at: dt.datetime | None = None
     forms: int = 0
     signers: list[str] = field(default_factory=list)  # who signs, in the order of their first form
     clerk: str = ""
@@ -339,8 +431,9 @@ class Replay:
     """Drives the service with simulated people (see the module docstring)."""
 
     def __init__(self, api: Api, a: Assumptions, *, tz: ZoneInfo, reception: str, counters: list[Counter],
-                 departments: dict[str, Department], png: bytes):
+                 departments: dict[str, Department], png: bytes, kinds: dict[str, str] | None = None):
         self.api, self.a, self.tz = api, a, tz
+        self.kinds = kinds or {}  # interview path → field kind, for the keystroke model
         self.hours = a.office_hours(tz)
         self.reception = reception
         self.counters = counters
@@ -383,12 +476,47 @@ class Replay:
     def _note(self, h: Household, what: str) -> None:
         h.timeline.append((self.sim.now, what))
 
+    def add_pre_entry(self, h: Household) -> None:
+        """The resident enters what they know on their own phone before coming (kakanai scenario)."""
+        before = dt.timedelta(minutes=self.a.kakanai.pre_entry.minutes_before_arrival)
+        self.sim.at(h.arrival - before, self._pre_enter, h)
+
+    def _pre_enter(self, h: Household) -> None:
+        pre = self.a.kakanai.pre_entry
+        draft = self.api.call("POST", "/pre/api/drafts", "", expect=(201, 404, 405), json={"lang": pre.lang})
+        if draft.status_code != 201:
+            # Never faked: without the pre-entry API the third scenario cannot be measured.
+            raise BenchError("the pre-entry API (POST /pre/api/drafts) is not in this build, so the scenario with "
+                             "pre-entry on the resident's phone cannot be replayed")
+        body = draft.json()
+        partial = without_paths(h.answers, pre.not_on_phone)
+        res = self.api.call("PUT", f"/pre/api/drafts/{body['code']}/answers", "", expect=(200,),
+                            headers={"X-Draft-Token": body["token"]}, json={"answers": partial}).json()
+        h.pre_entry = {"code": body["code"], "stored": len(res.get("stored") or []),
+                       "errors": len(res.get("errors") or [])}
+        self._note(h, f"pre-entry on the phone: {h.pre_entry['stored']} stored, {h.pre_entry['errors']} refused "
+                      f"(hand-off code shown as a QR)")
+
     def _arrive(self, h: Household) -> None:
+        if h.scenario == "kakanai":
+            self.sim.after(self.a.kakanai.reception_scan, self._arrive_pre_entered, h)
+            return
         res = self.api.call("POST", "/api/v1/queue/tickets", self.reception,
                             json={"life_events": h.answers["life_events"]})
         h.case_id = res.json()["case_id"]
         self.by_case[h.case_id] = h
         self._note(h, f"ticket {res.json()['label']} (estimated wait {res.json()['estimated_wait_minutes']} min)")
+        self._wake_counters()
+
+    def _arrive_pre_entered(self, h: Household) -> None:
+        # Reception scans the phone's QR: the draft becomes the visit (marked 本人入力), then its ticket.
+        made = self.api.call("POST", "/api/v1/cases/from-pre-entry", self.reception, expect=(201,),
+                             json={"code": h.pre_entry["code"]}).json()
+        h.case_id = made["case_id"]
+        res = self.api.call("POST", f"/api/v1/queue/tickets/{h.case_id}/issue", self.reception, expect=(201, 409))
+        self.by_case[h.case_id] = h
+        label = res.json().get("label", "—") if res.status_code == 201 else "(issued with the hand-off)"
+        self._note(h, f"QR scanned at reception: visit with {made.get('answered')} pre-entered answers; ticket {label}")
         self._wake_counters()
 
     # The one-stop counters -----------------------------------------------------------------------------
@@ -419,17 +547,57 @@ class Replay:
     def _start(self, c: Counter, h: Household) -> None:
         self.api.call("POST", f"/api/v1/queue/tickets/{h.case_id}/start", c.token, json={"counter": c.name})
         self._note(h, "interview starts")
-        h.fields = fields_typed(h.answers)
+        model = self.a.keystrokes.model()
+        if h.scenario == "kakanai":
+            self._read_cards(c, h)
+            return
+        typed = answers_of(h.answers, self.kinds)
+        h.fields = len(typed)
+        h.keystrokes = sum(keystrokes(x, model) for x in typed.values())
         self.sim.after(h.fields * self.a.counter.minutes_per_field, self._save, c, h)
+
+    def _read_cards(self, c: Counter, h: Household) -> None:
+        # Each card holder's マイナンバーカード through the card API (what the counter's card bridge posts).
+        members = {m.get("id"): m for m in h.answers["household"]["members"]}
+        for member_id in self.a.kakanai.card_holders:
+            member = members.get(member_id)
+            if member is None:
+                continue
+            pairing = self.api.call("POST", f"/api/v1/cases/{h.case_id}/card-pairings", c.token, expect=(201,),
+                                    json={"member_id": member_id}).json()
+            read = self.api.call("POST", "/api/v1/card-readings", "", expect=(201,),
+                                 json={"pairing_code": pairing["code"], **card_facts(h.answers, member)}).json()
+            h.card_fields += len(read["fields"])
+        self._note(h, f"{len(self.a.kakanai.card_holders)} マイナンバーカード read in ({h.card_fields} answers)")
+        self.sim.after(len(self.a.kakanai.card_holders) * self.a.kakanai.card_read, self._confirm, c, h)
+
+    def _confirm(self, c: Counter, h: Household) -> None:
+        # What the service holds now came from the phone or the card; the clerk types only the rest.
+        held = self.api.call("GET", f"/api/v1/cases/{h.case_id}", c.token, params={"reveal": "all"}).json()
+        wanted = answers_of(h.answers, self.kinds)
+        have = answers_of(held["answers"], self.kinds)
+        typed = {p: x for p, x in wanted.items() if have.get(p) is None or have[p].value != x.value}
+        model = self.a.keystrokes.model()
+        h.fields = len(typed)
+        h.confirmed = len(wanted) - len(typed)
+        h.keystrokes = sum(keystrokes(x, model) for x in typed.values())
+        minutes = h.fields * self.a.counter.minutes_per_field + h.confirmed * self.a.kakanai.minutes_per_confirmed
+        self.sim.after(minutes, self._save, c, h)
 
     def _save(self, c: Counter, h: Household) -> None:
         case = self.api.call("GET", f"/api/v1/cases/{h.case_id}", c.token).json()
         self.api.call("PUT", f"/api/v1/cases/{h.case_id}/answers", c.token,
                       json={"version": case["version"], "answers": h.answers})
+        if h.scenario == "kakanai":
+            # The clerk went through the 本人入力 / カード answers with the resident: confirmed.
+            self.api.call("POST", f"/api/v1/cases/{h.case_id}/answer-sources/confirm", c.token)
         apps = self.api.call("GET", f"/api/v1/cases/{h.case_id}/applications", c.token).json()["applications"]
         h.forms = len(apps)
         h.signers = list(dict.fromkeys(a["signer"] for a in apps if a.get("signer")))
-        self._note(h, f"{h.fields} answers typed; {h.forms} forms pre-filled")
+        done = f"{h.fields} answers typed ({h.keystrokes} keys)"
+        if h.scenario == "kakanai":
+            done += f", {h.confirmed} confirmed"
+        self._note(h, f"{done}; {h.forms} forms pre-filled")
         self.sim.after(h.forms * self.a.counter.check_per_form + self.a.counter.sign, self._sign, c, h)
 
     def _sign(self, c: Counter, h: Household) -> None:
@@ -453,7 +621,12 @@ class Replay:
 
     def _finish(self, c: Counter, h: Household) -> None:
         self.api.call("POST", f"/api/v1/queue/tickets/{h.case_id}/finish", c.token)
-        self._note(h, "leaves the counter; waits for the departments")
+        if h.scenario == "kakanai":
+            self.api.call("POST", f"/api/v1/cases/{h.case_id}/release", c.token, expect=(200, 409))
+            h.released_at = self.sim.now
+            self._note(h, "leaves the counter and goes home; the phone says when something is ready")
+        else:
+            self._note(h, "leaves the counter; waits for the departments")
         c.idle = True
         self._wake_counters()
         self._check_finished(h)
@@ -520,13 +693,20 @@ class Replay:
         slip = self.api.call("GET", f"/api/v1/cases/{h.case_id}/routing-slip", h.clerk).json()
         if slip["created"] and all(s["status"] in ("done", "cancelled") for s in slip["steps"]):
             h.closing = True
+            if h.released_at is not None:
+                # Gone home: the clerk closes the file; papers go by post or wait at the counter.
+                self.sim.after(0, self._close, h)
+                return
             ready = max(self.sim.now, h.busy_until or self.sim.now)
             self.sim.at(ready + dt.timedelta(minutes=self.a.handover), self._close, h)
 
     def _close(self, h: Household) -> None:
         self.api.call("POST", f"/api/v1/cases/{h.case_id}/close", h.clerk)
         h.closed_at = self.sim.now
-        self._note(h, "papers handed over; visit closed")
+        if h.released_at is not None:
+            self._note(h, "the last department is done (the phone said so); visit closed")
+        else:
+            self._note(h, "papers handed over; visit closed")
 
 
 # --- Setting up the service ----------------------------------------------------------------------------
@@ -637,12 +817,14 @@ class Result:
     api_calls: int
     wall_seconds: float
     day_summary: dict[str, Any] | None = None
+    timelines: list[list[tuple[str, str]]] = field(default_factory=list)  # one per scenario (household mode)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly."""
         return {"mode": self.mode, "database": self.database, "transport": self.transport, "day": self.day.isoformat(),
                 "baseline": SURVEY_BASELINE, "households": self.households, "timeline": self.timeline,
-                "api_calls": self.api_calls, "wall_seconds": round(self.wall_seconds, 2), "day_summary": self.day_summary}
+                "api_calls": self.api_calls, "wall_seconds": round(self.wall_seconds, 2), "day_summary": self.day_summary,
+                "timelines": self.timelines}
 
 
 def run(*, assumptions: Assumptions, household: dict[str, Any], day_mode: bool = False, database_url: str | None = None,
@@ -665,21 +847,40 @@ def run(*, assumptions: Assumptions, household: dict[str, Any], day_mode: bool =
         sim_start = Sim(dt.datetime.combine(a.day.date, dt.time(0, 0), tz))
         with clock.simulated(lambda: sim_start.now):
             tokens = {k: api.login(*v) for k, v in accounts.items()}
-        counters_ = [Counter(f"{ONE_STOP_PREFIX}{i + 1}", i, tokens[f"counter{i + 1}"]) for i in range(a.counter.counters)]
-        depts = {d: Department(d, dept_tokens[d], (defs.departments[d].counters or [""])[0], a.departments.clerks(d))
-                 for d in defs.departments}
-        replay = Replay(api, a, tz=tz, reception=tokens["reception"], counters=counters_, departments=depts,
-                        png=signature_png())
-        for h in _households(a, household, day_mode=day_mode, count=households, seed=seed, tz=tz):
-            replay.add(h)
-        with clock.simulated(lambda: replay.sim.now):
-            replay.sim.run()
-            measured = [_measured(api, tokens["reception"], h) for h in replay.households]
-            summary = _day_summary(api, tokens["admin"], a.day.date, replay.households) if day_mode else None
-        timeline = [] if day_mode else [(t.astimezone(tz).strftime("%H:%M"), what)
-                                        for t, what in replay.households[0].timeline]
-        return Result("day" if day_mode else "household", svc.database, svc.transport, a.day.date, measured, timeline,
-                      api.calls, time.perf_counter() - started, summary)
+        kinds = {path: info.field.kind for path, info in defs.fields.items()}
+        runs = [_households(a, household, day_mode=day_mode, count=households, seed=seed, tz=tz)]
+        if not day_mode:
+            # The same household again, the new way with pre-entry, card read-in and leaving early.
+            kakanai = Household("model", runs[0][0].answers, runs[0][0].arrival, scenario="kakanai")
+            runs.append([kakanai])
+        measured: list[dict[str, Any]] = []
+        timelines: list[list[tuple[str, str]]] = []
+        summary = None
+        for group in runs:
+            # Each scenario replays on its own simulated clock and with its own department clerks.
+            depts = {d: Department(d, dept_tokens[d], (defs.departments[d].counters or [""])[0],
+                                   a.departments.clerks(d)) for d in defs.departments}
+            counters_ = [Counter(f"{ONE_STOP_PREFIX}{i + 1}", i, tokens[f"counter{i + 1}"])
+                         for i in range(a.counter.counters)]
+            replay = Replay(api, a, tz=tz, reception=tokens["reception"], counters=counters_, departments=depts,
+                            png=signature_png(), kinds=kinds)
+            for h in group:
+                if h.scenario == "kakanai":
+                    replay.add_pre_entry(h)
+                replay.add(h)
+            with clock.simulated(lambda replay=replay: replay.sim.now):
+                replay.sim.run()
+                measured += [_measured(api, tokens["reception"], h) for h in replay.households]
+                if day_mode:
+                    summary = _day_summary(api, tokens["admin"], a.day.date, replay.households)
+                    summary["old_way"] = {k: v.model_dump() for k, v in a.life_event_baselines.items()}
+            if not day_mode:
+                timelines.append([(t.astimezone(tz).strftime("%H:%M"), what) for t, what in replay.households[0].timeline])
+        timeline = timelines[0] if timelines else []
+        result = Result("day" if day_mode else "household", svc.database, svc.transport, a.day.date, measured,
+                        timeline, api.calls, time.perf_counter() - started, summary)
+        result.timelines = timelines
+        return result
 
 
 def _households(a: Assumptions, model: dict[str, Any], *, day_mode: bool, count: int | None, seed: int | None,
@@ -706,7 +907,9 @@ def _households(a: Assumptions, model: dict[str, Any], *, day_mode: bool, count:
 
 def _measured(api: Api, token: str, h: Household) -> dict[str, Any]:
     body = api.call("GET", f"/api/v1/cases/{h.case_id}/metrics", token).json()
-    return {"kind": h.kind, "case_id": h.case_id, "fields_typed": h.fields, "forms": h.forms, **body}
+    return {"kind": h.kind, "scenario": h.scenario, "case_id": h.case_id, "fields_typed": h.fields,
+            "answers_confirmed": h.confirmed, "keystrokes": h.keystrokes, "card_answers": h.card_fields,
+            "pre_entry": {k: v for k, v in h.pre_entry.items() if k != "code"}, "forms": h.forms, **body}
 
 
 def _day_summary(api: Api, admin: str, day: dt.date, households: list[Household]) -> dict[str, Any]:
@@ -775,17 +978,34 @@ def format_result(r: Result) -> str:
     lines = []
     if r.mode == "household":
         m = r.households[0]
-        lines += [f"Model household ({', '.join(m['life_events'])}; {m['forms']} forms; {m['fields_typed']} answers typed once), "
+        k = r.households[1] if len(r.households) > 1 else None
+        lines += [f"Model household ({', '.join(m['life_events'])}; {m['forms']} forms; {m['fields_typed']} answers), "
                   f"replayed through the service on {r.day} — {r.database}, {r.transport}.", "",
-                  "| | old way (survey) | new way (measured by the service) | |", "|---|---:|---:|---|"]
-        for label, before, after, note in household_rows(m):
-            lines.append(f"| {label} | {_fmt(before)} | {_fmt(after)} | {note} |")
-        lines += ["", f"New-way minutes: waiting {_fmt(m['waiting_minutes'])} (before the first call {_fmt(m['wait_first_minutes'])}, "
-                      f"for the departments {_fmt(m['wait_tail_minutes'])}), with staff {_fmt(m['service_minutes'])}. "
-                      "Back office (the departments' time, not the resident's): "
-                      + ", ".join(f"{k} {_fmt(v)}" for k, v in m["back_office_minutes"].items()) + " min.", "",
-                  "Timeline (simulated clock):"]
-        lines += [f"  {t}  {what}" for t, what in r.timeline]
+                  "| | old way (survey) | new way today | new way + pre-entry, card, parallel, leaving early | |",
+                  "|---|---:|---:|---:|---|"]
+        rows_k = household_rows(k) if k else []
+        for i, (label, before, after, note) in enumerate(household_rows(m)):
+            third = rows_k[i][2] if k else None
+            lines.append(f"| {label} | {_fmt(before)} | {_fmt(after)} | {_fmt(third)} | {note} |")
+        typed_note = "Japanese IME model in bench/assumptions.yaml (keystrokes)"
+        lines.append(f"| answers typed by the clerk | - | {m['fields_typed']} | {_fmt(k['fields_typed'] if k else None)} "
+                     f"| the rest came from the resident's phone or the card and was confirmed |")
+        lines.append(f"| answers confirmed (phone / card) | - | 0 | {_fmt(k['answers_confirmed'] if k else None)} | |")
+        lines.append(f"| keystrokes typed at the counter | 0 (written by hand) | {m['keystrokes']} "
+                     f"| {_fmt(k['keystrokes'] if k else None)} | {typed_note} |")
+        lines += ["", f"New way today: waiting {_fmt(m['waiting_minutes'])} (before the first call "
+                      f"{_fmt(m['wait_first_minutes'])}, for the departments {_fmt(m['wait_tail_minutes'])}), with staff "
+                      f"{_fmt(m['service_minutes'])}."]
+        if k:
+            lines.append(f"New way with pre-entry: waiting {_fmt(k['waiting_minutes'])}, with staff "
+                         f"{_fmt(k['service_minutes'])}; the resident leaves when the counter is done, the departments "
+                         "work on in parallel and the phone tells them when something is ready.")
+        lines.append("Back office (the departments' time, not the resident's): "
+                     + ", ".join(f"{d} {_fmt(v)}" for d, v in m["back_office_minutes"].items()) + " min.")
+        for title, timeline in zip(("new way today", "new way with pre-entry and card"), r.timelines or [r.timeline],
+                                   strict=False):
+            lines += ["", f"Timeline, {title} (simulated clock):"]
+            lines += [f"  {t}  {what}" for t, what in timeline]
     else:
         s = r.day_summary or {}
         lines += [f"A day of {s.get('households')} fictional households on {r.day} — {r.database}, {r.transport}.", "",
@@ -800,13 +1020,19 @@ def format_result(r: Result) -> str:
                       f"{_fmt(we.get('absolute_error', {}).get('p90'))} min, within 5 min {we.get('within_5_minutes')}."]
         events = s.get("per_life_event") or {}
         if events:
-            lines += ["", "| life event | visits | total median | total p90 | waiting median | with staff median "
-                          "| writing saved (name/address/birth/phone) |", "|---|---:|---:|---:|---:|---:|---:|"]
+            old = s.get("old_way") or {}
+            lines += ["", "| life event | visits | old way min (counters) | total median | total p90 | waiting median "
+                          "| with staff median | writing saved (name/address/birth/phone) |",
+                      "|---|---:|---:|---:|---:|---:|---:|---:|"]
             for event, b in events.items():
                 w = b["writing_saved"]
-                lines.append(f"| {event} | {b['visits']} | {_fmt(b['total']['median'])} | {_fmt(b['total']['p90'])} | "
-                             f"{_fmt(b['waiting']['median'])} | {_fmt(b['service']['median'])} | {w['total']} "
-                             f"({w['name']}/{w['address']}/{w['birth_date']}/{w['phone']}) |")
+                base = old.get(event)
+                before = f"{_fmt(base['minutes'])} ({base['counters']})" if base else "-"
+                lines.append(f"| {event} | {b['visits']} | {before} | {_fmt(b['total']['median'])} | "
+                             f"{_fmt(b['total']['p90'])} | {_fmt(b['waiting']['median'])} | {_fmt(b['service']['median'])} "
+                             f"| {w['total']} ({w['name']}/{w['address']}/{w['birth_date']}/{w['phone']}) |")
+            lines.append("Old way: move_in is the city's survey; the other life events are assumptions, each with "
+                         "what it leans on, in bench/assumptions.yaml (life_event_baselines).")
         kinds: dict[str, int] = {}
         for h in r.households:
             kinds[h["kind"]] = kinds.get(h["kind"], 0) + 1

@@ -7,6 +7,7 @@ import difflib
 import graphlib
 import hashlib
 import io
+import itertools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -72,8 +73,9 @@ class DefinitionSet:
     calendar: Calendar = field(default_factory=Calendar)
 
     def application_order(self) -> list[str]:
-        """Application ids in an order that respects every `after` constraint."""
-        sorter = graphlib.TopologicalSorter({a: app.after for a, app in sorted(self.applications.items())})
+        """Application ids in an order that respects every `after` and `requires` constraint."""
+        sorter = graphlib.TopologicalSorter({a: [*app.after, *app.requires]
+                                             for a, app in sorted(self.applications.items())})
         return list(sorter.static_order())
 
 
@@ -572,18 +574,34 @@ def load_definitions(directory: Path | str) -> DefinitionSet:
 
     for app_id, app in applications.items():
         smap = maps[app_id]
-        for i, dep in enumerate(app.after):
-            if dep not in applications and not (app_dir / f"{dep}.yaml").exists():
-                problems.append(Problem(smap.file, smap.line_of(f"after.{i}"), f"after.{i}",
-                                        f"after に指定した申請書がありません: {dep}"))
+        for key in ("after", "requires"):
+            for i, dep in enumerate(getattr(app, key)):
+                if dep not in applications and not (app_dir / f"{dep}.yaml").exists():
+                    problems.append(Problem(smap.file, smap.line_of(f"{key}.{i}"), f"{key}.{i}",
+                                            f"{key} に指定した申請書がありません: {dep}"))
+                elif dep == app_id:
+                    problems.append(Problem(smap.file, smap.line_of(f"{key}.{i}"), f"{key}.{i}",
+                                            f"{key} に自分自身は指定できません: {dep}"))
+        for i, dep in enumerate(app.requires):
+            if dep in app.after:
+                problems.append(Problem(smap.file, smap.line_of(f"requires.{i}"), f"requires.{i}",
+                                        f"{dep} が after と requires の両方にあります（requires は順序も含みます。"
+                                        "after から消してください）"))
+    # Both kinds of edges order the slip, so together they must not loop.
+    graph = {a: [d for d in (*app.after, *app.requires) if d in applications and d != a]
+             for a, app in applications.items()}
     try:
-        graph = {a: [d for d in app.after if d in applications] for a, app in applications.items()}
         graphlib.TopologicalSorter(graph).prepare()
     except graphlib.CycleError as exc:
         cycle = exc.args[1]
+        # In graphlib's cycle each node is a prerequisite of the next; name the key by the edges it uses.
+        edges = list(itertools.pairwise(cycle))
+        kinds = {"requires" if a in applications[b].requires else "after" for a, b in edges}
+        key = "after" if kinds == {"after"} else "requires" if kinds == {"requires"} else "after・requires"
         first = cycle[0]
-        problems.append(Problem(maps[first].file, maps[first].line_of("after"), "after",
-                                f"after が循環しています: {' → '.join(cycle)}"))
+        line_key = "requires" if key == "requires" or not applications[first].after else "after"
+        problems.append(Problem(maps[first].file, maps[first].line_of(line_key), line_key,
+                                f"{key} が循環しています: {' → '.join(cycle)}"))
 
     if problems or interview is None or departments is None:
         raise DefinitionError(problems)

@@ -390,7 +390,10 @@ class Application(Strict):
     applies_when: list[Condition] = Field(min_length=1)
     for_each: ForEach | None = None
     instance_title: str | None = None
+    # `after` is an ordering hint (the slip lists this application's step later); `requires` is a hard
+    # gate: the step is not ready until the steps holding these applications are done.
     after: list[Identifier] = Field(default_factory=list)
+    requires: list[Identifier] = Field(default_factory=list)
     documents_to_bring: list[Document] = Field(default_factory=list)
     fee: int = Field(default=0, ge=0)
     copies: Copies | None = None

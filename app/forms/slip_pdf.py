@@ -34,8 +34,8 @@ MIN_ROW_H = 12 * mm
 MIN_SCALE = 0.6
 # Column widths in mm; the applications column takes what is left of the 182 mm text width.
 COLUMNS = (("順番", 12.0), ("段階", 17.0), ("担当課・場所", 50.0), ("手続き", 0.0), ("状態", 23.0), ("確認", 14.0))
-LEGEND = ("同じ段階で「並行可」の手続きは、ほかの課の手続きと同時に進みます。上から順に、前の段階が終わると次の段階に進みます。"
-          "「確認」欄は各課が処理を終えたときに印を付けます。")
+LEGEND = ("「いま開始可」の手続きは、ほかの課を待たずにすぐ始まります。「〇〇の完了後」の手続きは、その課の手続きが終わってから"
+          "始まります。同じ段階で「並行可」の手続きは同時に進みます。「確認」欄は各課が処理を終えたときに印を付けます。")
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,8 @@ class SlipRow:
     applications: tuple[str, ...]
     status: str
     done: bool
+    can_start: bool = False  # pending, answers confirmed, no hard gate open: starts now
+    waiting_for: tuple[str, ...] = ()  # departments (names) it waits for
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,10 @@ class _Painter:
             apps = [*apps[:max_apps], f"ほか {rest} 件（詳しくは回付票の画面で）"]
         app_lines = [(t, body) for a in apps for t in _wrap(f, f"・{a}", body, w[3])]
         status = [(t, small + 0.5) for t in _wrap(f, row.status, small + 0.5, w[4])]
+        if row.can_start:
+            status.append(("いま開始可", small + 0.5))
+        elif row.waiting_for and not row.done:
+            status += [(t, small) for t in _wrap(f, f"{'・'.join(row.waiting_for)}の完了後", small, w[4])]
         return (_Cell(((f"{row.position}", big),)), _Cell(tuple(stage)), _Cell(tuple(dept)),
                 _Cell(tuple(app_lines)), _Cell(tuple(status)), _Cell(()))
 

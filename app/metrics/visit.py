@@ -3,7 +3,11 @@
 Definitions (the README section "Metrics and the 2 h 18 min benchmark" repeats them for readers):
 
 - **total**: arrival → departure. An open visit (no departure yet) runs up to `now` and is flagged
-  `open`; aggregates leave open visits out and count them separately.
+  `open`; aggregates leave open visits out and count them separately. A resident the counter
+  released (`resident_released`: they may leave while the departments work) is at the office until
+  that moment, or until the end of the last in-person contact a department asked for after it:
+  their total ends there, although the visit stays open until the departments finish and the
+  visit is closed. Back-office time still runs to the departure.
 - **service** (staff time with the resident): the union of the intervals in which a member of staff
   is with the resident. A visit that went through the queue has `service_started` → `service_ended`
   intervals (an unclosed one ends at the next `service_started`, a transfer, the departure or now).
@@ -368,8 +372,13 @@ def visit_figures(events: Iterable[Event], *, now: dt.datetime, hours: OfficeHou
     arrival = next((e.at for e in evs if e.kind == ev.ARRIVAL), evs[0].at if evs else now)
     departure = next((e.at for e in reversed(evs) if e.kind == ev.DEPARTURE), None)
     closed = departure is not None
-    end = departure if departure is not None else max(now, arrival)
-    steps, asked, met = _steps(evs, end, hours)
+    visit_end = departure if departure is not None else max(now, arrival)
+    steps, asked, met = _steps(evs, visit_end, hours)
+    end = visit_end
+    released = next((e.at for e in reversed(evs) if e.kind == ev.RESIDENT_RELEASED), None)
+    if released is not None:
+        # The resident left; a department that asked them back met them later (met ends when done).
+        end = min(visit_end, max([released, *(b for a, b, _ in met if a >= released)]))
     contacts = [(max(a, arrival), min(b, end), c) for a, b, c in [*_contacts(evs, end), *met]]
     contacts = [c for c in contacts if c[1] >= c[0]]
     with_staff = union((a, b) for a, b, _ in contacts)
@@ -403,5 +412,5 @@ def visit_figures(events: Iterable[Event], *, now: dt.datetime, hours: OfficeHou
         service_minutes=service, wait_first_minutes=wait_first, wait_between_minutes=wait_between,
         wait_tail_minutes=wait_tail, lunch_minutes=lunch, back_office_minutes=back_office, steps=steps,
         counters=tuple(sorted(counters)), tickets=tickets, staff=len(staff), pamphlets=pamphlets,
-        stages=_stages(evs, arrival, end, first_contact, closed),
+        stages=_stages(evs, arrival, visit_end, first_contact, closed),
     )

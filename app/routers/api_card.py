@@ -11,12 +11,14 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.deps import ClientDep, DefinitionsDep, SessionDep, SettingsDep
+from app.deps import ClientDep, CounterUser, DefinitionsDep, SessionDep, SettingsDep
 from app.schemas import ErrorOut
 from app.services import card_pairing
 from app.services.clock import local_today
 
 router = APIRouter(prefix="/api/v1/card-readings", tags=["card"])
+# The counter side over the API (the tablet uses the page endpoint with its session): a pairing code.
+pairing_router = APIRouter(prefix="/api/v1/cases/{case_id}/card-pairings", tags=["card"])
 ERRORS: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut}, 409: {"model": ErrorOut},
                                            422: {"model": ErrorOut}, 429: {"model": ErrorOut}}
 
@@ -63,3 +65,28 @@ def post_reading(body: CardReadingIn, session: SessionDep, settings: SettingsDep
                                   today=local_today(settings))
     fields = [p.rsplit(".", 1)[-1] if p.startswith("household.") else p for p in applied.paths]
     return CardReadingOut(member_id=applied.member_id, fields=fields, warnings=applied.warnings)
+
+
+class PairingIn(BaseModel):
+    """Which household member the card belongs to (none: a new member)."""
+
+    model_config = ConfigDict(extra="forbid")
+    member_id: str | None = Field(None, max_length=32)
+
+
+class PairingOut(BaseModel):
+    """The one-time code for the card bridge (shown once)."""
+
+    code: str
+    pairing_id: int
+    expires_in: int
+
+
+@pairing_router.post("", status_code=201, response_model=PairingOut, responses=ERRORS,
+                     summary="カード読み取りのペアリングコードを発行する")
+def new_pairing(case_id: str, body: PairingIn, session: SessionDep, user: CounterUser, client: ClientDep) -> PairingOut:
+    """A one-time code the counter's card bridge sends with the card's facts (valid a few minutes, used once)."""
+    code, row = card_pairing.create_pairing(session, case_id=case_id, member_id=body.member_id, user=user,
+                                            client=client)
+    return PairingOut(code=card_pairing.format_code(code), pairing_id=row.id,
+                      expires_in=int(card_pairing.LIFETIME.total_seconds()))

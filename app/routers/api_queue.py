@@ -121,6 +121,29 @@ def issue_ticket(body: TicketIn, session: SessionDep, settings: SettingsDep, def
                         position=queue.tickets_ahead(session, ticket) + 1)
 
 
+class VisitTicketIn(BaseModel):
+    """Priority and queue for the ticket of an existing visit."""
+
+    priority: int = Field(0, ge=0, le=queue.MAX_PRIORITY)
+    priority_reason: str = Field("", description="'' | appointment | accessibility | other")
+    queue: str = Field("", max_length=64, description="'' = 総合窓口、または課のID")
+
+
+@router.post("/tickets/{case_id}/issue", status_code=201, response_model=TicketIssued, responses=ERRORS,
+             summary="既にある来庁（事前入力の引き継ぎ・転入予約）に整理券を発行する")
+def issue_ticket_for_visit(case_id: str, session: SessionDep, settings: SettingsDep, defs: DefinitionsDep,
+                           user: CounterUser, body: Annotated[VisitTicketIn | None, Body()] = None) -> TicketIssued:
+    """The resident arrives with a visit the service already holds: it gets its ticket (once)."""
+    body = body or VisitTicketIn()
+    case, ticket = queue.ticket_for_visit(session, defs=defs, case_id=case_id, priority=body.priority,
+                                          priority_reason=body.priority_reason, queue=body.queue,
+                                          defaults=wait_defaults(settings, defs))
+    base = settings.public_base_url.rstrip("/")
+    return TicketIssued(**TicketOut.of(ticket).model_dump(), ticket_number=case.ticket_number,
+                        status_token=case.status_token, resident_url=f"{base}/q/{case.status_token}",
+                        position=queue.tickets_ahead(session, ticket) + 1)
+
+
 @router.get("/tickets", response_model=TicketList, responses=ERRORS, summary="本日の整理券（呼出順）")
 def list_tickets(session: SessionDep, settings: SettingsDep, user: CounterUser,
                  queue_id: Annotated[str | None, Query(alias="queue", max_length=64)] = None,

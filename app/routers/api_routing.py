@@ -34,6 +34,22 @@ def post_routing_slip(case_id: str, session: SessionDep, defs: DefinitionsDep, u
     return slip
 
 
+@router.post("/release", responses=CONFLICT, summary="お帰りいただく（各課の処理は続く）")
+def release(case_id: str, session: SessionDep, defs: DefinitionsDep, user: CounterUser) -> dict[str, Any]:
+    """The counter is done with the resident: they may leave; the phone page tells them when something needs them."""
+    case = routing.release_resident(session, defs=defs, case_id=case_id, actor=user)
+    return {"case_id": case.id, "released": True}
+
+
+@router.post("/answer-sources/confirm", responses=ERRORS, summary="本人入力・カード・転入予約の回答を確認済みにする")
+def confirm_answer_sources(case_id: str, session: SessionDep, user: CounterUser, client: ClientDep) -> dict[str, int]:
+    """The clerk checked every marked answer with the resident: the marks go and the departments' steps may start."""
+    count = routing.confirm_answers(session, case_id=case_id, actor=user)
+    audit.record(session, action=audit.CASE_UPDATED, actor=user, case_id=case_id, target="answer-sources confirmed",
+                 client=client)
+    return {"confirmed": count}
+
+
 @router.get("/routing-slip.pdf", response_class=Response, responses=PDF_RESPONSE, summary="回付票（PDF・A4 1枚）")
 def routing_slip_pdf(case_id: str, session: SessionDep, defs: DefinitionsDep, settings: SettingsDep,
                      user: CounterUser, client: ClientDep) -> Response:

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 from app.deps import ClientDep, DefinitionsDep, PageCounterUser, SessionDep, SettingsDep
 from app.errors import ValidationFailed
-from app.services import answer_sources, audit, card_pairing, cases, planned_visits, queue
+from app.services import audit, card_pairing, planned_visits, queue, routing
 from app.services.clock import local_today
 from app.services.wait_estimate import wait_defaults
 
@@ -39,8 +39,8 @@ def pairing_status(case_id: str, pairing_id: int, session: SessionDep, user: Pag
 @router.post("/counter/visits/{case_id}/sources/confirm")
 def confirm_sources(case_id: str, session: SessionDep, user: PageCounterUser) -> JSONResponse:
     """The clerk checked the answers marked カード / 転入予約 with the resident; the marks go."""
-    case = cases.get_case_or_raise(session, case_id)
-    count = answer_sources.confirm_all(session, case_id=case.id, user=user)
+    # Through routing: a step held back by the marks becomes ready, and polling departments see it.
+    count = routing.confirm_answers(session, case_id=case_id, actor=user)
     return JSONResponse({"confirmed": count}, headers=NO_STORE)
 
 

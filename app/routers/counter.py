@@ -227,7 +227,7 @@ def call_next(request: Request, session: SessionDep, settings: SettingsDep, defs
 
 @router.post("/counter/visits/{case_id}/queue/{action}")
 def queue_action(request: Request, case_id: str, action: str, session: SessionDep, settings: SettingsDep,
-                 user: PageCounterUser) -> RedirectResponse:
+                 defs: DefinitionsDep, user: PageCounterUser) -> RedirectResponse:
     """Recall, skip (no-show), start or finish the service of the visit's ticket at this counter."""
     desk = _desk(request, None)
     if action == "recall":
@@ -239,6 +239,8 @@ def queue_action(request: Request, case_id: str, action: str, session: SessionDe
         queue.start_service(session, case_id=case_id, counter=desk, actor=user)
     elif action == "finish":
         queue.finish_service(session, case_id=case_id, actor=user)
+        # With the slip out and nobody needing them, the resident may go home while the departments work.
+        routing.release_if_possible(session, defs=defs, case_id=case_id, actor=user)
         return RedirectResponse("/counter", status_code=303)
     else:
         raise NotFound("この操作はありません")

@@ -2,7 +2,8 @@
 
 The screen (app/routers/department.py) uses the same transitions as the department API
 (app/services/routing.py) and the queue's call (app/services/queue.py); this module only reads and
-groups. Columns: ready (every prerequisite step done), later (waiting for another department),
+groups. Columns: ready (answers confirmed at the counter and every hard gate done: see
+app/services/readiness.py), later (waiting for another department or for the counter's confirmation),
 in progress, waiting for the resident, done today. Nothing here reads the answers: the screen shows
 ticket and case numbers, application titles and the counter clerk's memo, as the API listing does.
 """
@@ -21,13 +22,13 @@ from sqlalchemy.orm import Session, load_only
 from app.forms.loader import DefinitionSet
 from app.i18n import N_
 from app.models import Case, QueueTicket, RoutingStep, User
-from app.services import queue, routing
+from app.services import queue, readiness, routing
 
 COLUMNS = (
     ("ready", "受付できる手続き"),
     ("in_progress", "処理中"),
     ("needs_resident", "本人の来庁待ち"),
-    ("later", "ほかの課の完了待ち"),
+    ("later", "ほかの課の完了・窓口の確認待ち"),
     ("done", "本日完了"),
 )
 # What a clerk picks when the resident must come (shown on the phone; translated there by msgid).
@@ -76,9 +77,10 @@ def desk_view(session: Session, *, defs: DefinitionSet, department_id: str, day:
                                                                 Case.ticket_number, Case.status))
                                  .where(Case.id.in_(case_ids))):
             cases[c.id] = c
+    confirmed = readiness.confirmations(session, case_ids)
     columns: dict[str, list[dict[str, Any]]] = {key: [] for key, _ in COLUMNS}
     for step in rows:
-        view = routing.step_view(defs, step, siblings[step.case_id])
+        view = routing.step_view(defs, step, siblings[step.case_id], confirmation=confirmed[step.case_id])
         case = cases[step.case_id]
         ticket = tickets.get(step.case_id)
         view.update(case_number=case.case_number, ticket_label=f"{case.ticket_number:03d}",

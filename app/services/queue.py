@@ -137,6 +137,21 @@ def open_visit(
     return case, ticket
 
 
+def ticket_for_visit(
+    session: Session, *, defs: DefinitionSet, case_id: str, priority: int = 0, priority_reason: str = "",
+    queue: str = "", defaults: WaitDefaults | None = None,
+) -> tuple[Case, QueueTicket]:
+    """Reception: the ticket of a visit that already exists (handed over from pre-entry, or an imported plan)."""
+    case = session.get(Case, case_id) if isinstance(case_id, str) and len(case_id) <= 32 else None
+    if case is None:
+        raise NotFound("この案件は見つかりません")
+    if case.status in ("closed", "cancelled"):
+        raise Conflict("この来庁は終了しています")
+    ticket = issue_ticket(session, case=case, priority=priority, priority_reason=priority_reason, queue=queue,
+                          defaults=defaults, queues=defs.departments.keys())
+    return case, ticket
+
+
 def get_ticket_or_raise(session: Session, case_id: str) -> QueueTicket:
     """The ticket of a visit, or NotFound."""
     ticket = session.get(QueueTicket, case_id) if isinstance(case_id, str) and len(case_id) <= 32 else None

@@ -72,6 +72,9 @@ WORKING_WAIT = N_("待合室でお待ちください。各課で手続きを進�
 COME_BACK_BY = N_("%(time)sごろまでに待合室へお戻りください。それまでは外出できます")
 GO_TO = N_("%(where)sへお越しください")
 ALL_DONE = N_("手続きはすべて終わりました。お帰りいただけます")
+MAY_LEAVE = N_("お帰りいただけます。%(what)sの準備ができたらお知らせします")
+STEP_READY = N_("%(what)sの手続きが終わりました")
+REMAINING = N_("残りの手続き")  # MAY_LEAVE's %(what)s when more than two procedures are open (the list shows them)
 COMMON_GROUP = N_("どの窓口でも使うもの")
 # Documents several applications ask for, shown once (form_definitions: `key:` on a documents_to_bring item).
 COMMON_DOCUMENTS = {
@@ -559,6 +562,11 @@ def localize(status: dict[str, Any], *, defs: DefinitionSet, lang: str, gettext:
             if easy:
                 come_back[-1]["reason_html"] = str(furigana.ruby(come_back[-1]["reason"]))
     all_done = status["satisfaction"]["asked"]
+    sep = "、" if lang.startswith("ja") else ", "
+    open_titles = list(dict.fromkeys(t for row in steps if row["status"] not in CLOSED_STEP for t in row["applications"]))
+    # The counter is done with the resident and no department needs them: they need not wait in the
+    # building while the departments work (departments in parallel; see app/services/readiness.py).
+    may_leave = q["status"] == "done" and not come_back and not all_done and bool(open_titles)
     # One sentence: what to do now.
     if q["status"] == "called":
         headline = ticket_text
@@ -570,6 +578,9 @@ def localize(status: dict[str, Any], *, defs: DefinitionSet, lang: str, gettext:
         headline = _(WAIT_HERE)
     elif q["status"] == "serving":
         headline = ticket_text
+    elif may_leave:
+        what = sep.join(open_titles) if len(open_titles) <= 2 else _(REMAINING)
+        headline = _(MAY_LEAVE) % {"what": what}
     elif steps:
         total = (max(remaining) if remaining else 0) + later_minutes
         if total >= COME_BACK_MINUTES:
@@ -609,6 +620,10 @@ def localize(status: dict[str, Any], *, defs: DefinitionSet, lang: str, gettext:
         },
         "headline": headline,
         "all_done": all_done,
+        "may_leave": may_leave,
+        "ready_text": [{"department": row["department"],
+                        "text": _(STEP_READY) % {"what": sep.join(row["applications"])}}
+                       for row in steps if row["status"] == "done"] if q["status"] == "done" else [],
         "steps": steps,
         "come_back": come_back,
         "documents": status["documents"],

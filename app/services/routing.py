@@ -35,11 +35,11 @@ from app.forms.mapping import resolve_form
 from app.forms.slip_pdf import SlipDocument, SlipRow, render_slip
 from app.forms.wareki import format_wareki
 from app.models import Case, CaseEvent, RoutingStep, User, utcnow
-from app.services import departments, signatures
+from app.services import answer_sources, departments, readiness, signatures
 from app.services.cases import get_case_or_raise, record_event
 
 STEP_STATUSES = ("pending", "in_progress", "done", "needs_resident", "cancelled")
-FINISHED = frozenset({"done", "cancelled"})
+FINISHED = readiness.FINISHED
 STATUS_LABELS = {
     "pending": "受付待ち",
     "in_progress": "処理中",
@@ -115,18 +115,40 @@ def _reaches(deps: dict[str, set[str]], start: str, target: str) -> bool:
     return False
 
 
-def plan_slip(defs: DefinitionSet, instances: Sequence[Instance]) -> list[PlannedStep]:
-    """One planned step per department with applications, with dependencies, positions and stages.
+def _lifted_edges(defs: DefinitionSet, applying: dict[str, str], key: str,
+                  dept_rank: dict[str, int], app_rank: dict[str, int]) -> list[tuple[str, str, str, str]]:
+    """(department, other department, later application, earlier application) for one kind of constraint."""
+    candidates = sorted(
+        (app_rank.get(later, 0), app_rank.get(earlier, 0), dept_rank.get(dept, 0), dept_rank.get(applying[earlier], 0),
+         dept, applying[earlier], later, earlier)
+        for later, dept in applying.items()
+        for earlier in getattr(defs.applications[later], key)
+        if earlier in applying and applying[earlier] != dept
+    )
+    return [(dept, other, later, earlier) for *_, dept, other, later, earlier in candidates]
 
-    `after` names applications; it is lifted to departments: X depends on Y when an application of X
-    that applies comes after an application of Y that applies (X != Y). Applications that do not
-    apply impose nothing.
+
+def plan_slip(defs: DefinitionSet, instances: Sequence[Instance]) -> list[PlannedStep]:
+    """One planned step per department with applications, with hard gates, positions and stages.
+
+    Two kinds of constraint name applications and are lifted to departments (applications that do
+    not apply impose nothing):
+
+    - `requires` is a hard gate: department X depends on Y when an application of X that applies
+      requires an application of Y that applies (X != Y). These go into `depends_on`: X's step is not
+      ready (cannot be claimed) until Y's step is done.
+    - `after` is an ordering hint: it places X's step after Y's on the slip (position) but does not
+      gate it. X may start as soon as the answers are confirmed.
+
+    Stage is the length of the longest chain of hard gates before a step: steps of one stage can be
+    worked on at the same time.
 
     Lifting can create a department-level cycle although the applications are acyclic (the loader
     refuses application cycles): 市民課 A → こども福祉課 B → 市民課 C. One step per department cannot
     honour both, so the edges are added in the order of the applications' own topological order
-    (the constraint of the earlier application wins) and an edge that would close a cycle is left
-    out and written into the step's note for the clerks. The plan is therefore always acyclic.
+    (the constraint of the earlier application wins) and a gate that would close a cycle is left
+    out and written into the step's note for the clerks; an ordering hint that would close one is
+    simply dropped. The plan is therefore always acyclic.
     """
     dept_rank = {d: i for i, d in enumerate(defs.departments)}
     app_rank = {a: i for i, a in enumerate(defs.application_order())}
@@ -135,35 +157,32 @@ def plan_slip(defs: DefinitionSet, instances: Sequence[Instance]) -> list[Planne
         by_dept[inst.application.department].append(inst)
     applying = {inst.application_id: inst.application.department for inst in instances}
 
-    candidates = sorted(
-        (app_rank.get(later, 0), app_rank.get(earlier, 0), dept_rank.get(dept, 0), dept_rank.get(applying[earlier], 0),
-         dept, applying[earlier], later, earlier)
-        for later, dept in applying.items()
-        for earlier in defs.applications[later].after
-        if earlier in applying and applying[earlier] != dept
-    )
-    deps: dict[str, set[str]] = {d: set() for d in by_dept}
+    gates: dict[str, set[str]] = {d: set() for d in by_dept}
     notes: dict[str, list[str]] = defaultdict(list)
-    for *_, dept, other, later, earlier in candidates:
-        if other in deps[dept]:
+    for dept, other, later, earlier in _lifted_edges(defs, applying, "requires", dept_rank, app_rank):
+        if other in gates[dept]:
             continue
-        if _reaches(deps, other, dept):
+        if _reaches(gates, other, dept):
             names = defs.departments
             note = (f"「{application_label(defs, later)}」は「{application_label(defs, earlier)}」（{names[other].name}）"
-                    f"の後に行う定めですが、{names[dept].name}と{names[other].name}の順序が循環するため、"
+                    f"の完了が必要な定めですが、{names[dept].name}と{names[other].name}の順序が循環するため、"
                     "回付票ではこの順序を保証できません。担当課どうしで確認してください")
             if note not in notes[dept]:
                 notes[dept].append(note)
             continue
-        deps[dept].add(other)
+        gates[dept].add(other)
+    order_deps: dict[str, set[str]] = {d: set(v) for d, v in gates.items()}
+    for dept, other, _later, _earlier in _lifted_edges(defs, applying, "after", dept_rank, app_rank):
+        if other not in order_deps[dept] and not _reaches(order_deps, other, dept):
+            order_deps[dept].add(other)
 
     def rank(d: str) -> int:
         return dept_rank.get(d, len(dept_rank))
 
-    # Kahn's algorithm, always taking the ready department that comes first in departments.yaml.
-    waiting = {d: set(v) for d, v in deps.items()}
+    # Kahn's algorithm over gates and hints, always taking the ready department that comes first in departments.yaml.
+    waiting = {d: set(v) for d, v in order_deps.items()}
     dependents: dict[str, set[str]] = defaultdict(set)
-    for d, v in deps.items():
+    for d, v in order_deps.items():
         for p in v:
             dependents[p].add(d)
     heap = [(rank(d), d) for d, v in waiting.items() if not v]
@@ -173,15 +192,15 @@ def plan_slip(defs: DefinitionSet, instances: Sequence[Instance]) -> list[Planne
     while heap:
         _, d = heapq.heappop(heap)
         order.append(d)
-        # Stage = length of the longest chain of prerequisites (0: nothing before it).
-        stage[d] = 1 + max((stage[p] for p in deps[d]), default=-1)
+        # Stage = length of the longest chain of hard gates (0: nothing has to be done before it).
+        stage[d] = 1 + max((stage[p] for p in gates[d]), default=-1)
         for nxt in sorted(dependents[d], key=rank):
             waiting[nxt].discard(d)
             if not waiting[nxt]:
                 heapq.heappush(heap, (rank(nxt), nxt))
-    assert len(order) == len(deps), "department graph must be acyclic"
+    assert len(order) == len(order_deps), "department graph must be acyclic"
     return [
-        PlannedStep(department_id=d, instances=tuple(by_dept[d]), depends_on=tuple(sorted(deps[d], key=rank)),
+        PlannedStep(department_id=d, instances=tuple(by_dept[d]), depends_on=tuple(sorted(gates[d], key=rank)),
                     position=pos, stage=stage[d], notes=tuple(notes[d]))
         for pos, d in enumerate(order, start=1)
     ]
@@ -278,15 +297,13 @@ def _instance_application(instance_id: str) -> tuple[str, str | None]:
     return app_id, member or None
 
 
-def _ready(step: RoutingStep, siblings: Iterable[RoutingStep]) -> bool:
-    status = {s.department_id: s.status for s in siblings}
-    return all(status.get(d, "done") in FINISHED for d in step.depends_on)
-
-
 def step_view(defs: DefinitionSet, step: RoutingStep, siblings: Sequence[RoutingStep],
-              usernames: dict[int, str] | None = None) -> dict[str, Any]:
-    """A step as the APIs show it: department, place, applications with titles, status and times."""
+              usernames: dict[int, str] | None = None,
+              confirmation: readiness.Confirmation = readiness.CONFIRMED) -> dict[str, Any]:
+    """A step as the APIs show it: department, place, applications with titles, status, readiness and times."""
     dep = defs.departments.get(step.department_id)
+    gates_open = readiness.waiting_for(step, siblings)
+    blocks = confirmation.blocks(step)
     names = {d: (defs.departments[d].name if d in defs.departments else d) for d in step.depends_on}
     active = [s for s in siblings if s.status != "cancelled"]
     apps = []
@@ -310,7 +327,11 @@ def step_view(defs: DefinitionSet, step: RoutingStep, siblings: Sequence[Routing
         "parallel": step.status != "cancelled" and sum(1 for s in active if s.stage == step.stage) > 1,
         "depends_on": list(step.depends_on),
         "depends_on_names": [names[d] for d in step.depends_on],
-        "ready": _ready(step, siblings),
+        "ready": not gates_open and not blocks,
+        "answers_confirmed": not blocks,
+        "waiting_for": gates_open,
+        "not_ready_reasons": [f"{names[d]}の完了待ち" for d in gates_open] + blocks,
+        "can_start_now": step.status == "pending" and not gates_open and not blocks,
         "resident_reason": step.resident_reason,
         "counter": step.counter,
         "note": step.note,
@@ -334,6 +355,7 @@ def slip_view(session: Session, *, defs: DefinitionSet, case: Case) -> dict[str,
     """The routing slip as JSON: the case's numbers and every step."""
     steps = list_steps(session, case.id)
     users = _usernames(session, steps)
+    confirmation = readiness.confirmations(session, [case.id])[case.id]
     return {
         "case_id": case.id,
         "case_number": case.case_number,
@@ -342,7 +364,7 @@ def slip_view(session: Session, *, defs: DefinitionSet, case: Case) -> dict[str,
         "case_status": case.status,
         "status_token": case.status_token,
         "created": bool(steps),
-        "steps": [step_view(defs, s, steps, users) for s in steps],
+        "steps": [step_view(defs, s, steps, users, confirmation) for s in steps],
     }
 
 
@@ -507,6 +529,54 @@ def _touch_dependents(session: Session, step: RoutingStep, now: dt.datetime) -> 
             other.updated_at = now
 
 
+def release_resident(session: Session, *, defs: DefinitionSet, case_id: str, actor: User | None) -> Case:
+    """The counter is done with the resident: they may leave while the departments work (recorded once).
+
+    Refused while there is no slip, while a department needs them in person, or when everything is
+    already finished (then the visit is simply closed).
+    """
+    case = get_case_or_raise(session, case_id)
+    _check_open(case)
+    steps = [s for s in list_steps(session, case.id) if s.status != "cancelled"]
+    if not steps:
+        raise Conflict("回付票がまだ作成されていません。先に回付票を作成してください")
+    waiting = [s for s in steps if s.status == "needs_resident"]
+    if waiting:
+        names = "、".join(defs.departments[d].name if d in defs.departments else d
+                         for d in dict.fromkeys(s.department_id for s in waiting))
+        raise Conflict(f"本人の来庁を待っている課があります（{names}）。先にその窓口へご案内ください")
+    if all(s.status in FINISHED for s in steps):
+        raise Conflict("手続きはすべて終わっています。来庁を終了してください")
+    already = session.scalar(select(CaseEvent.id).where(CaseEvent.case_id == case.id,
+                                                        CaseEvent.kind == events.RESIDENT_RELEASED).limit(1))
+    if already is None:
+        record_event(session, case, events.RESIDENT_RELEASED, actor=actor, at=utcnow(),
+                     data={"open_steps": sum(1 for s in steps if s.status not in FINISHED)})
+    return case
+
+
+def release_if_possible(session: Session, *, defs: DefinitionSet, case_id: str, actor: User | None) -> bool:
+    """Release the resident when the counter finishes and the rules allow it (see release_resident)."""
+    try:
+        release_resident(session, defs=defs, case_id=case_id, actor=actor)
+    except Conflict:
+        return False
+    return True
+
+
+def confirm_answers(session: Session, *, case_id: str, actor: User) -> int:
+    """The clerk confirmed the marked answers (本人入力・カード・転入予約); open steps show up again for polling."""
+    case = get_case_or_raise(session, case_id)
+    count = answer_sources.confirm_all(session, case_id=case.id, user=actor)
+    if count:
+        now = utcnow()
+        # Like a finished gate: the steps did not change, but they may have become ready.
+        for step in session.scalars(select(RoutingStep).where(RoutingStep.case_id == case.id)):
+            if step.status not in FINISHED:
+                step.updated_at = now
+    return count
+
+
 def claim_step(session: Session, *, defs: DefinitionSet, department_id: str, step_id: int, actor: User,
                expected_version: int | None = None) -> RoutingStep:
     """pending → in_progress; refused (409) until every prerequisite step is done or cancelled."""
@@ -521,6 +591,10 @@ def claim_step(session: Session, *, defs: DefinitionSet, department_id: str, ste
                 f"{defs.departments[s.department_id].name if s.department_id in defs.departments else s.department_id}"
                 f"（{STATUS_LABELS[s.status]}）" for s in waiting)
             raise Conflict(f"先に {parts} の手続きが完了している必要があります。完了してから受け付けてください",
+                           current_version=step.version)
+        blocks = readiness.confirmations(session, [step.case_id])[step.case_id].blocks(step)
+        if blocks:
+            raise Conflict(f"{'。'.join(blocks)}。総合窓口で確認が済んでから受け付けてください",
                            current_version=step.version)
     now = utcnow()
     _transition(session, step, allowed=("pending",), expected_version=expected_version, now=now,
@@ -658,22 +732,24 @@ def list_department_steps(
                                   and_(RoutingStep.updated_at == after[0], RoutingStep.id > after[1])))
         rows = list(session.scalars(page.order_by(RoutingStep.updated_at, RoutingStep.id).limit(batch)))
         siblings = _siblings(session, {r.case_id for r in rows})
+        confirmed = readiness.confirmations(session, {r.case_id for r in rows}) if ready is not None else {}
         for row in rows:
             if len(out) == limit:
                 has_more = True
                 break
             last = row
             after = (row.updated_at, row.id)
-            if ready is None or _ready(row, siblings[row.case_id]) == ready:
+            if ready is None or readiness.is_ready(row, siblings[row.case_id], confirmed[row.case_id]) == ready:
                 out.append(row)
         if has_more or len(rows) < batch:
             break
     cases = _case_numbers(session, {s.case_id for s in out})
     all_siblings = _siblings(session, {s.case_id for s in out})
+    all_confirmed = readiness.confirmations(session, {s.case_id for s in out})
     users = _usernames(session, out)
     items = []
     for step in out:
-        view = step_view(defs, step, all_siblings[step.case_id], users)
+        view = step_view(defs, step, all_siblings[step.case_id], users, all_confirmed[step.case_id])
         view.update(cases[step.case_id])
         items.append(view)
     return {
@@ -717,7 +793,8 @@ def department_step_detail(
     """A step with what its department needs: case numbers and (optionally) the answers its applications use."""
     step = get_step_for_department_or_raise(session, department_id=department_id, step_id=step_id)
     siblings = list_steps(session, step.case_id)
-    view = step_view(defs, step, siblings, _usernames(session, [step]))
+    confirmation = readiness.confirmations(session, [step.case_id])[step.case_id]
+    view = step_view(defs, step, siblings, _usernames(session, [step]), confirmation)
     view.update(_case_numbers(session, {step.case_id})[step.case_id])
     if with_answers:
         case = _case_of(session, step)
@@ -770,6 +847,7 @@ def render_slip_pdf(
     for s in steps:
         stage_sizes[s.stage] += 1
     rows = []
+    confirmation = readiness.confirmations(session, [case.id])[case.id]
     instances = determine(defs, case.answers, case_number=case.case_number, include_external=True)
     copies = {i.instance_id: i.copies for i in instances if i.application.copies is not None}
     for s in steps:
@@ -786,7 +864,10 @@ def render_slip_pdf(
             place = f"{place} {'・'.join(dep.counters)}番窓口".strip()
         rows.append(SlipRow(position=s.position, stage=s.stage + 1, parallel=stage_sizes[s.stage] > 1,
                             department=dep.name if dep else s.department_id, place=place, applications=apps,
-                            status=STATUS_LABELS[s.status], done=s.status == "done"))
+                            status=STATUS_LABELS[s.status], done=s.status == "done",
+                            can_start=s.status == "pending" and readiness.is_ready(s, steps, confirmation),
+                            waiting_for=tuple(defs.departments[d].name if d in defs.departments else d
+                                              for d in readiness.waiting_for(s, steps))))
     visit = case.answers.get("visit_date") if case.answers else None
     try:
         visit_text = format_wareki(dt.date.fromisoformat(str(visit))) if visit else ""

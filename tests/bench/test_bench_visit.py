@@ -68,7 +68,32 @@ def test_the_printed_table_puts_the_survey_beside_the_measured_figures(baseline_
     m = baseline_run.households[0]
     assert "| counters visited (窓口) | 8 | 1 |" in text
     assert f"| total minutes | 138 | {visit._fmt(m['total_minutes'])} |" in text
-    assert "| names written by hand | 28 | 2 | the signature on the tablet; 筆頭者 (the household file has no 本籍) |" in text
+    assert "| names written by hand | 28 | 2 | 2 | the signature on the tablet; 筆頭者 (the household file has no 本籍) |" \
+        in text
+
+
+def test_pre_entry_and_the_card_bring_the_model_visit_to_30_minutes_and_100_keys(baseline_run: visit.Result) -> None:
+    # Issue 16's claim, read from the figures the bench returns and prints (a claim test: the figures come
+    # from the service's metrics and from the answers the service held before the clerk typed).
+    today, kakanai = baseline_run.households
+    assert (today["scenario"], kakanai["scenario"]) == ("today", "kakanai")
+    assert kakanai["total_minutes"] <= 30 and kakanai["keystrokes"] <= 100
+    assert kakanai["pre_entry"]["stored"] > 0 and kakanai["pre_entry"]["errors"] == 0
+    assert kakanai["card_answers"] == 10  # two card holders: name (2), birth date, sex, My Number each
+    # Only the children's My Numbers were left: not on the phone, and their cards stayed at home.
+    assert kakanai["fields_typed"] == 2 and kakanai["answers_confirmed"] == today["fields_typed"] - 2
+    assert today["keystrokes"] > 5 * kakanai["keystrokes"] and today["fields_typed"] == 68
+    assert not kakanai["open"] and kakanai["forms"] == today["forms"]
+    text = visit.format_result(baseline_run)
+    row = next(line for line in text.splitlines() if line.startswith("| keystrokes typed at the counter |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2] == str(today["keystrokes"]) and int(cells[3]) == kakanai["keystrokes"] <= 100
+    row = next(line for line in text.splitlines() if line.startswith("| total minutes |"))
+    assert float(row.strip("|").split("|")[3]) <= 30
+    # The resident went home when the counter was done; the departments finished afterwards.
+    timeline = baseline_run.timelines[1]
+    left = next(i for i, (_, what) in enumerate(timeline) if "goes home" in what)
+    assert any(what.endswith(" done") for _, what in timeline[left:])
 
 
 def test_changing_an_assumption_changes_the_measured_minutes(baseline_run: visit.Result, fresh_db: str | None) -> None:
@@ -147,3 +172,11 @@ def test_a_day_with_every_life_event_reports_figures_per_life_event(fresh_db: st
         assert block["writing_saved"]["name"] > 0, kind
     table = visit.format_result(result)
     assert ("| life event | visits |" in table and "| death |" in table) or "death" not in kinds
+    # The old way per life event: the survey for move_in, labelled assumptions (with what they lean on) otherwise.
+    assumptions = visit.load_assumptions()
+    assert set(summary["old_way"]) >= {"move_in", *(k for k in visit.LIFE_EVENT_KINDS if k != "divorce"), "divorce"}
+    assert assumptions.life_event_baselines["move_in"].source.startswith("survey")
+    assert all(b.source.startswith("assumption") for k, b in assumptions.life_event_baselines.items() if k != "move_in")
+    for kind in kinds & set(summary["old_way"]):
+        base = summary["old_way"][kind]
+        assert f"| {kind} | {per_event[kind]['visits']} | {visit._fmt(base['minutes'])} ({base['counters']}) |" in table

@@ -106,6 +106,8 @@ def test_department_clerk_claims_and_finishes_and_the_phone_changes(server: Live
         expect(docs.locator("h3").first).to_have_text("どの窓口でも使うもの")
         assert phone.content().count("本人確認書類（マイナンバーカード、運転免許証、在留カードなど）") == 1
         expect(phone.locator("h1")).to_contain_text("受付番号")
+        # The counter is done with them and nobody needs them: they may go home (issue 16).
+        expect(phone.locator("#headline")).to_have_text("お帰りいただけます。残りの手続きの準備ができたらお知らせします")
         screenshot(phone, "phone_after_interview")
 
         desk = tablet_ctx.new_page()

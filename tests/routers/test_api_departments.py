@@ -174,31 +174,32 @@ def test_step_pdfs_only_for_the_steps_own_applications(client: TestClient, db: S
 def test_cursor_and_since_over_the_api(client: TestClient, db: Session, defs: DefinitionSet,
                                        counter_headers: dict[str, str], model_case_raw: dict[str, Any]) -> None:
     visits = [_visit(client, counter_headers, model_case_raw) for _ in range(4)]
-    headers = _token(db, defs, "kenko")
+    headers = _token(db, defs, "kodomo")
     seen: list[int] = []
     cursor = None
     for _ in range(10):
         query = "limit=1" + (f"&cursor={cursor}" if cursor else "")
-        page = client.get(f"/api/v1/departments/kenko/steps?{query}", headers=headers).json()
+        page = client.get(f"/api/v1/departments/kodomo/steps?{query}", headers=headers).json()
         seen += [s["id"] for s in page["steps"]]
         cursor = page["next_cursor"]
         if not page["has_more"]:
             break
-    assert seen == sorted(seen) and sorted(seen) == sorted(v["kenko"]["id"] for v in visits)
+    assert seen == sorted(seen) and sorted(seen) == sorted(v["kodomo"]["id"] for v in visits)
+    # こども福祉課 has a hard gate on 市民課 (the 医療証): 市民課 finishing makes its steps ready, so they show up again.
     mark = utcnow() - dt.timedelta(microseconds=1)
     shimin = _token(db, defs, "shimin")
     for v in visits[:1]:
         client.post(_url(v["shimin"], "claim"), headers=shimin)
         client.post(_url(v["shimin"], "done"), headers=shimin)
     since = quote(mark.astimezone(dt.timezone(dt.timedelta(hours=9))).isoformat())
-    changed = client.get(f"/api/v1/departments/kenko/steps?since={since}", headers=headers).json()
-    assert [s["id"] for s in changed["steps"]] == [visits[0]["kenko"]["id"]]
-    polled = client.get(f"/api/v1/departments/kenko/steps?cursor={cursor}", headers=headers).json()
-    assert [s["id"] for s in polled["steps"]] == [visits[0]["kenko"]["id"]]
-    bad = client.get("/api/v1/departments/kenko/steps?cursor=%%%", headers=headers)
+    changed = client.get(f"/api/v1/departments/kodomo/steps?since={since}", headers=headers).json()
+    assert [s["id"] for s in changed["steps"]] == [visits[0]["kodomo"]["id"]]
+    polled = client.get(f"/api/v1/departments/kodomo/steps?cursor={cursor}", headers=headers).json()
+    assert [s["id"] for s in polled["steps"]] == [visits[0]["kodomo"]["id"]]
+    bad = client.get("/api/v1/departments/kodomo/steps?cursor=%%%", headers=headers)
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "cursor"
-    assert client.get("/api/v1/departments/kenko/steps?status=finished", headers=headers).status_code == 422
-    assert client.get("/api/v1/departments/kenko/steps?limit=0", headers=headers).status_code == 422
+    assert client.get("/api/v1/departments/kodomo/steps?status=finished", headers=headers).status_code == 422
+    assert client.get("/api/v1/departments/kodomo/steps?limit=0", headers=headers).status_code == 422
 
 
 def test_openapi_documents_the_department_api_in_japanese(client: TestClient) -> None:
@@ -274,3 +275,33 @@ def test_each_department_receives_only_the_members_its_forms_concern(
     assert any(ids != everyone for ids in seen.values()), seen
     assert all(ids for ids in seen.values()), seen
     print(seen)
+
+
+def test_ready_filter_follows_hard_gates_and_confirmation(client: TestClient, db: Session, defs: DefinitionSet,
+                                                          counter_headers: dict[str, str],
+                                                          steps: dict[str, dict[str, Any]]) -> None:
+    from app.services import answer_sources
+
+    hoiku, kodomo = _token(db, defs, "hoiku"), _token(db, defs, "kodomo")
+
+    def listed(headers: dict[str, str], department: str, ready: str) -> list[int]:
+        res = client.get(f"/api/v1/departments/{department}/steps?status=pending&ready={ready}", headers=headers)
+        assert res.status_code == 200, res.text
+        return [s["id"] for s in res.json()["steps"]]
+
+    # 保育課 has an ordering hint only: ready at once. こども福祉課 waits for 市民課 (hard gate).
+    assert listed(hoiku, "hoiku", "true") == [steps["hoiku"]["id"]]
+    assert listed(kodomo, "kodomo", "true") == [] and listed(kodomo, "kodomo", "false") == [steps["kodomo"]["id"]]
+    detail = client.get(_url(steps["kodomo"]), headers=kodomo).json()
+    assert detail["ready"] is False and detail["waiting_for"] == ["shimin"]
+    assert detail["not_ready_reasons"] == ["市民課の完了待ち"]
+    # An answer the resident pre-entered and the clerk has not confirmed holds every step.
+    answer_sources.record(db, case_id=steps["hoiku"]["case_id"], paths=["phone"], source="resident")
+    db.commit()
+    assert listed(hoiku, "hoiku", "true") == []
+    refused = client.post(_url(steps["hoiku"], "claim"), headers=hoiku)
+    assert refused.status_code == 409 and "窓口で確認していない回答" in refused.json()["message"]
+    confirmed = client.post(f"/api/v1/cases/{steps['hoiku']['case_id']}/answer-sources/confirm", headers=counter_headers)
+    assert confirmed.status_code == 200 and confirmed.json() == {"confirmed": 1}
+    assert listed(hoiku, "hoiku", "true") == [steps["hoiku"]["id"]]
+    assert client.post(_url(steps["hoiku"], "claim"), headers=hoiku).status_code == 200

@@ -55,7 +55,12 @@ def test_slip_json_before_and_after_building(client: TestClient, counter_headers
     assert [a["id"] for a in shimin["applications"]] == ["jumin_tennyu", "mynumber_keizoku-m1"]
     assert shimin["applications"][0]["title"] == "住民異動届（転入届）"
     assert kodomo["depends_on"] == ["shimin"] and kodomo["depends_on_names"] == ["市民課"]
-    assert kodomo["stage"] == shimin["stage"] + 1 and kodomo["parallel"] is True and kodomo["ready"] is False
+    assert kodomo["stage"] == shimin["stage"] + 1 and kodomo["parallel"] is False and kodomo["ready"] is False
+    assert kodomo["waiting_for"] == ["shimin"] and kodomo["can_start_now"] is False and kodomo["answers_confirmed"]
+    # 保育課 has only an ordering hint (`after`): listed after 市民課, but ready now, beside it.
+    hoiku = steps["hoiku"]
+    assert hoiku["depends_on"] == [] and hoiku["stage"] == shimin["stage"] and hoiku["position"] > shimin["position"]
+    assert hoiku["parallel"] is True and shimin["parallel"] is True and hoiku["can_start_now"] is True
     assert [s["position"] for s in body["steps"]] == sorted(s["position"] for s in body["steps"])
     again = client.get(f"/api/v1/cases/{case_id}/routing-slip", headers=counter_headers).json()
     assert again["steps"] == body["steps"]

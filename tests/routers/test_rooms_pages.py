@@ -52,7 +52,7 @@ def test_department_screen_shows_the_day_and_refusals_on_the_page(client: TestCl
     page = client.get("/department/kodomo", headers=HTML)
     assert page.status_code == 200 and "こども福祉課　本日の手続き" in page.text
     kodomo = visit["steps"]["kodomo"]
-    assert f'id="step-{kodomo}"' in page.text and "先に 市民課 の完了が必要です" in page.text
+    assert f'id="step-{kodomo}"' in page.text and "市民課の完了待ち" in page.text
     # Claiming before 市民課 is done: refused on the page, in Japanese, nothing changed.
     res = client.post(f"/department/kodomo/steps/{kodomo}/claim", data={"csrf_token": csrf}, headers=HTML)
     assert res.status_code == 409 and "先に 市民課（受付待ち） の手続きが完了している必要があります" in res.text

@@ -1,4 +1,4 @@
-"""The routing slip: order from the definitions' `after`, stages, rebuilds, transitions, exit check, paging, PDF."""
+"""The routing slip: order from the definitions' `after`/`requires`, stages, rebuilds, transitions, exit check, paging, PDF."""
 
 from __future__ import annotations
 
@@ -73,19 +73,25 @@ def _finish(db: Session, defs: DefinitionSet, step: RoutingStep) -> None:
 
 
 def _assert_respects_after(defs: DefinitionSet, answers: dict[str, Any], steps: list[RoutingStep]) -> int:
-    """Every `after` between applications of different departments is a dependency with an earlier position."""
+    """Across departments: every `requires` is a gate (dependency, earlier position and stage); every
+    `after` only an earlier position, never a gate."""
     applying = {i.application_id: i.application.department for i in determine(defs, answers)}
     by_dept = _by_dept(steps)
+    gated = {(applying[a], applying[e]) for a in applying for e in defs.applications[a].requires if e in applying}
     checked = 0
     for app_id, dept in applying.items():
-        for earlier in defs.applications[app_id].after:
+        app = defs.applications[app_id]
+        for earlier in (*app.after, *app.requires):
             other = applying.get(earlier)
             if other is None or other == dept:
                 continue
             step, before = by_dept[dept], by_dept[other]
-            assert other in step.depends_on, (app_id, earlier)
             assert before.position < step.position, (app_id, earlier)
-            assert before.stage < step.stage, (app_id, earlier)
+            if earlier in app.requires:
+                assert other in step.depends_on, (app_id, earlier)
+                assert before.stage < step.stage, (app_id, earlier)
+            elif (dept, other) not in gated:
+                assert other not in step.depends_on, (app_id, earlier)
             checked += 1
     return checked
 
@@ -111,7 +117,8 @@ def test_model_household_slip_respects_every_after(db: Session, defs: Definition
 
 def test_stages_and_parallel_steps_with_national_insurance(db: Session, defs: DefinitionSet, office: str,
                                                            model_case: dict[str, Any]) -> None:
-    # With national health insurance, 国保 comes in between: kodomo_iryo is `after` kokuho_shutoku.
+    # With national health insurance, 国保 comes in between: kodomo_iryo `requires` kokuho_shutoku, which
+    # requires the 転入届; 保育・学事・健康 have only ordering hints and run beside 市民課 from the start.
     answers = copy.deepcopy(model_case)
     for member in answers["household"]["members"]:
         member["health_insurance"] = "national"
@@ -122,20 +129,22 @@ def test_stages_and_parallel_steps_with_national_insurance(db: Session, defs: De
     _assert_respects_after(defs, answers, steps)
     by = _by_dept(steps)
     assert by["shimin"].stage == 0 and by["hoken_nenkin"].stage == 1 and by["kodomo"].stage == 2
+    assert by["hoiku"].stage == 0 and by["hoiku"].depends_on == [] and by["shimin"].position < by["hoiku"].position
     assert set(by["kodomo"].depends_on) == {"shimin", "hoken_nenkin"}
     view = routing.slip_view(db, defs=defs, case=case)
     parallel = {s["department"]: s["parallel"] for s in view["steps"]}
-    # Everything at stage 1 runs side by side; the lone first and last stages do not.
-    assert not parallel["shimin"] and not parallel["kodomo"]
-    assert parallel["hoken_nenkin"] and parallel["hoiku"]
+    # Stage 0 (市民課 with 保育・学事) runs side by side; 国保 and こども福祉課 are alone in theirs.
+    assert parallel["shimin"] and parallel["hoiku"]
+    assert not parallel["hoken_nenkin"] and not parallel["kodomo"]
 
 
 def test_department_cycle_falls_back_to_the_earlier_constraint(db: Session, defs: DefinitionSet, office: str,
                                                                model_case: dict[str, Any]) -> None:
-    # Hand-made set: 市民課's My Number card update after こども福祉課's 児童手当, which is itself after
+    # Hand-made set: 市民課's My Number card update requires こども福祉課's 児童手当, which itself requires
     # 市民課's 転入届. Applications stay acyclic, departments would not.
     apps = dict(defs.applications)
-    apps["mynumber_keizoku"] = apps["mynumber_keizoku"].model_copy(update={"after": ["jumin_tennyu", "jido_teate"]})
+    apps["jido_teate"] = apps["jido_teate"].model_copy(update={"after": [], "requires": ["jumin_tennyu"]})
+    apps["mynumber_keizoku"] = apps["mynumber_keizoku"].model_copy(update={"requires": ["jumin_tennyu", "jido_teate"]})
     cyclic = dataclasses.replace(defs, applications=apps)
     plan = routing.plan_slip(cyclic, determine(cyclic, model_case))
     by = {p.department_id: p for p in plan}

@@ -3,7 +3,8 @@
 A resident opts in on the phone page (a Web Push subscription of the browser, or an e-mail address).
 `dispatch` looks at every subscribed visit's status (the same localized status the phone page shows)
 and sends what became due and was not sent yet: the number is near (3 or fewer ahead), the ticket is
-called (each call), a department needs the resident (each department), everything is done. A notice
+called (each call), a department needs the resident (each department), a department finished after
+the counter was done with the resident (each department: what is ready), everything is done. A notice
 says the ticket number, where to go and what to do, in the resident's language; nothing personal.
 Channels: `webpush.send` (pywebpush, VAPID) and `mail.send` (SMTP). Run it with `kakanai notify run`.
 """
@@ -95,6 +96,10 @@ def due(view: dict[str, Any], *, url: str, gettext: Callable[[str], str]) -> lis
     for item in view["come_back"]:
         body = gettext(resident_status.GO_TO) % {"where": item["where"]}
         out.append(Notice(f"needs:{item['department']}", title, body, url))
+    if not view.get("all_done"):
+        # A resident who went home hears of each department that finished (what is ready).
+        for item in view.get("ready_text") or []:
+            out.append(Notice(f"ready:{item['department']}", title, item["text"], url))
     if view.get("all_done"):
         out.append(Notice("done", title, gettext(resident_status.ALL_DONE), url))
     return out
