@@ -39,7 +39,7 @@ from app.routers import (
     slip_pages,
 )
 from app.security import install_security
-from app.services import instances, live
+from app.services import background, instances, live
 from app.services.definitions import DefinitionRegistry
 from app.settings import PROJECT_ROOT, Settings, get_settings
 
@@ -62,7 +62,9 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
         await capacity.size_thread_pool(app)
         await live.start(app)  # the per-process change watcher behind the resident page's SSE
         await instances.start(app)  # publish the key ids this process knows (`kakanai keys rotate`)
+        await background.start(app)  # notices, booking confirmations, no-shows (app/services/background.py)
         yield
+        await background.stop(app)
         await instances.stop(app)
         await live.stop(app)
         app.state.engine.dispose()

@@ -46,6 +46,8 @@ class Notice:
     title: str
     body: str
     url: str
+    # (file name, MIME type, bytes): e-mail only, e.g. a booking's .ics invitation.
+    attachments: tuple[tuple[str, str, bytes], ...] = ()
 
 
 class ChannelGone(Exception):
@@ -53,6 +55,11 @@ class ChannelGone(Exception):
 
 
 Sender = Callable[[str, Notice], None]
+
+
+def is_email(text: str) -> bool:
+    """Whether the text has the shape of an e-mail address (the only check before mailing to it)."""
+    return bool(_EMAIL.match(text))
 
 
 def subscribe(session: Session, *, token: str, channel: str, target: Any, language: str) -> NoticeSubscription:
@@ -108,6 +115,9 @@ def dispatch(
     rows = session.execute(
         select(NoticeSubscription, Case.status_token).join(Case, Case.id == NoticeSubscription.case_id)
         .where(Case.purged_at.is_(None)).order_by(NoticeSubscription.id)
+        # Several instances may dispatch at once: each claims the rows it sends (PostgreSQL skips rows
+        # another instance holds; SQLite sessions begin IMMEDIATE, so dispatchers take turns).
+        .with_for_update(of=NoticeSubscription, skip_locked=True)
     ).all()
     for sub, token in rows:
         sender = senders.get(sub.channel)
