@@ -27,6 +27,7 @@ from app.routers import (
     api_queue,
     api_routing,
     board,
+    booking,
     card_pages,
     counter,
     dashboard,
@@ -35,6 +36,7 @@ from app.routers import (
     health,
     notices,
     reception,
+    reception_bookings,
     resident,
     slip_pages,
 )
@@ -107,6 +109,8 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
     app.include_router(board.router)
     app.include_router(department.router)
     app.include_router(reception.router)
+    app.include_router(booking.router)
+    app.include_router(reception_bookings.router)
     app.include_router(notices.router)
     app.include_router(api_card.router)
     app.include_router(card_pages.router)

@@ -42,6 +42,8 @@ RULES: list[tuple[str, str]] = [
     # The counter card bridge: its one credential is the visit's one-time pairing code (in the body).
     (r"/api/v1/card-readings(/.*)?", "public"),
     (r"/guide", "public"),  # the 手続きガイド: anonymous questions, nothing stored
+    (r"/booking(/.*)?", "public"),  # booking on the phone: the code is the credential, nothing personal shown
+    (r"/ticket", "public"),  # web ticket: opening hours and a per-address limit
     (r"/api/v1/auth/me", "staff"),
     (r"/api/v1/cases(/.*)?", "counter"),
     (r"/api/v1/queue(/.*)?", "counter"),
