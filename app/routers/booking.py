@@ -139,7 +139,8 @@ def _booking_context(session: Any, defs: DefinitionSet, settings: Settings, code
     return {"booking": row, "code": appointments.display_code(row.code), "date": local_date(start.date(), lang),
             "time": f"{start:%H:%M}", "place": place, "event": gettext(EVENT_LABELS.get(row.life_event, row.life_event)),
             "status_text": gettext(STATUS_TEXT.get(row.status, row.status)), "qr_svg": qr,
-            "cancellable": row.status == "booked" and row.start_at > utcnow()}
+            "cancellable": row.status == "booked" and row.start_at > utcnow(),
+            "early": settings.appointment_checkin_early_minutes, "late": settings.appointment_checkin_late_minutes}
 
 
 @router.get("/booking/{code}.ics")
