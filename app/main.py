@@ -16,6 +16,7 @@ from app.errors import install_error_handlers
 from app.routers import (
     admin_pages,
     api_admin,
+    api_appointments,
     api_auth,
     api_card,
     api_cases,
@@ -104,6 +105,8 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
     app.include_router(dashboard.router)
     app.include_router(admin_pages.router)
     app.include_router(api_queue.router)
+    app.include_router(api_appointments.public)
+    app.include_router(api_appointments.staff)
     app.include_router(resident.router)
     app.include_router(guide.router)
     app.include_router(board.router)

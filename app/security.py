@@ -322,7 +322,7 @@ _ROW_FILTER = _NoResultRows()
 
 # The resident page's status token is the only credential of that page: an access log must not
 # hold it. The postal-code lookup's query is a partial address.
-_TOKEN_PATHS = re.compile(r"^(/q/|/api/v1/status/|/booking/|/api/v1/appointments/)[^/?#\s]+")
+_TOKEN_PATHS = re.compile(r"^(/q/|/api/v1/status/|/booking/|/api/v1/booking/|/api/v1/appointments/)[^/?#\s]+")
 _POSTAL_QUERY = re.compile(r"([?&]code=)[^&#\s]*")
 
 

@@ -94,7 +94,7 @@ def _form_context(session: Any, defs: DefinitionSet, settings: Settings, lang: s
             chosen_day = None
     return {"purposes": purposes(defs, gettext), "purpose": purpose if item else "", "days": days,
             "day": chosen_day.isoformat() if chosen_day else "", "day_label": local_date(chosen_day, lang) if chosen_day else "",
-            "slots": slot_list, "errors": {}, "email": ""}
+            "slots": slot_list, "errors": {}, "email": "", "email_enabled": bool(settings.smtp_host)}
 
 
 @router.get("/booking", response_class=HTMLResponse)
@@ -114,8 +114,10 @@ def book(request: Request, session: SessionDep, settings: SettingsDep, defs: Def
     lang = language(request)
     queue_id, event = _split(purpose)
     try:
+        # Without an SMTP server nothing would ever be mailed: the address is not taken at all.
         row = appointments.book(session, defs=defs, office=settings.office_code, queue_id=queue_id, life_event=event,
-                                start=start, tz=settings.tz, email=email, language=lang, channel="web")
+                                start=start, tz=settings.tz, email=email if settings.smtp_host else "", language=lang,
+                                channel="web")
     except (ValidationFailed, Conflict) as exc:
         gettext = i18n.gettext_for(lang)
         context = _form_context(session, defs, settings, lang, purpose, day)

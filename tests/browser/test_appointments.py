@@ -20,7 +20,7 @@ from app.models import Appointment, QueueTicket
 from app.services import clock, queue
 from app.services.definitions import DefinitionRegistry
 from tests.browser.axe import assert_clean
-from tests.browser.conftest import TABLET, LiveServer, running_server, screenshot
+from tests.browser.conftest import TABLET, LiveServer, free_port, running_server, screenshot
 from tests.browser.test_accessibility import small_targets
 from tests.browser.test_rooms import context, log_in
 
@@ -38,7 +38,8 @@ def at(hm: str) -> dt.datetime:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with running_server(tmp_path_factory, "appointments") as live:
+    # An SMTP host (nobody listens there) makes the booking page offer the optional e-mail field.
+    with running_server(tmp_path_factory, "appointments", smtp_host="127.0.0.1", smtp_port=free_port()) as live:
         yield live
 
 

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
@@ -24,7 +25,9 @@ SLOT = dt.datetime(2026, 12, 2, 10, 0, tzinfo=TZ)
 
 
 @pytest.fixture(autouse=True)
-def pinned() -> Iterator[None]:
+def pinned(app: FastAPI) -> Iterator[None]:
+    # An SMTP host is set, so the pages take an e-mail address (nothing is sent: no background round here).
+    app.state.settings = app.state.settings.model_copy(update={"smtp_host": "127.0.0.1"})
     with clock.simulated(lambda: NOW):
         yield
 
@@ -111,3 +114,30 @@ def test_web_ticket_in_opening_hours_then_rate_limited(client: TestClient) -> No
         closed = client.post("/ticket?lang=vi", data={"life_event": "move_in"}, headers=HTML)
         assert closed.status_code == 409 and "Hiện không phải giờ tiếp nhận" in closed.text
         assert "Hiện không phải giờ tiếp nhận" in client.get("/ticket?lang=vi", headers=HTML).text
+
+
+def test_api_slots_booking_cancel_and_check_in(client: TestClient, counter_headers: dict[str, str]) -> None:
+    slots = client.get("/api/v1/booking/slots", params={"queue": "kodomo", "day": "2026-12-01"}).json()
+    assert slots[0]["start"] == "2026-12-01T09:00:00+09:00" and slots[0]["bookable"] is False  # started at NOW
+    assert slots[1]["free"] == 1 and slots[1]["bookable"] is True
+    assert client.get("/api/v1/booking/slots", params={"queue": "kodomo", "day": "2026-12-29"}).json() == []
+    body = {"queue": "kodomo", "life_event": "birth", "start": "2026-12-01T09:20:00+09:00"}
+    made = client.post("/api/v1/booking", json=body)
+    assert made.status_code == 201 and made.json()["status"] == "booked" and made.json()["channel"] == "web"
+    code = made.json()["code"]
+    assert client.post("/api/v1/booking", json=body).status_code == 409
+    bad = client.post("/api/v1/booking", json={**body, "start": "2026-12-01T09:25:00+09:00"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "start"
+    assert client.get(f"/api/v1/booking/{code}").json()["display_code"] == f"{code[:5]}-{code[5:]}"
+    assert client.get("/api/v1/appointments").status_code == 401
+    listed = client.get("/api/v1/appointments", params={"day": "2026-12-01"}, headers=counter_headers).json()
+    assert [b["code"] for b in listed] == [code]
+    checked = client.post(f"/api/v1/appointments/{code}/check-in", headers=counter_headers)
+    assert checked.status_code == 200, checked.text
+    assert checked.json()["on_time"] is True and checked.json()["priority_reason"] == "appointment"
+    assert client.post(f"/api/v1/booking/{code}/cancel").status_code == 409  # checked in
+    other = client.post("/api/v1/appointments", json={**body, "start": "2026-12-01T09:40:00+09:00"},
+                        headers=counter_headers)
+    assert other.status_code == 201 and other.json()["channel"] == "phone"
+    cancelled = client.post(f"/api/v1/booking/{other.json()['code']}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
