@@ -11,7 +11,6 @@ import datetime as dt
 from typing import Annotated, Any
 
 import segno
-from babel.dates import format_date
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
@@ -26,6 +25,7 @@ from app.models import utcnow
 from app.routers.guide import EVENT_LABELS
 from app.routers.resident import PRIVATE_HEADERS, language, page_context, remember_language
 from app.services import appointment_invite, appointments, remote_tickets
+from app.services.appointment_invite import local_date
 from app.services.clock import local_today
 from app.services.routing import resident_url
 from app.services.wait_estimate import wait_defaults
@@ -40,14 +40,6 @@ STATUS_TEXT = {
     "cancelled": N_("取り消しました"),
     "no_show": N_("予約の時間を過ぎました"),
 }
-BABEL_LOCALE = {"ja-x-easy": "ja", "zh-Hans": "zh_Hans", "pt": "pt_BR"}
-
-
-def local_date(day: dt.date, lang: str) -> str:
-    """A date as the resident reads it (2026年12月2日水曜日, Wednesday, December 2, 2026, ...)."""
-    return format_date(day, format="full", locale=BABEL_LOCALE.get(lang, lang))
-
-
 def purposes(defs: DefinitionSet, gettext: Any) -> list[dict[str, str]]:
     """What a resident can book: each life event of each bookable queue, with where it is handled."""
     out = []

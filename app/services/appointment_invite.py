@@ -8,13 +8,23 @@ from __future__ import annotations
 import datetime as dt
 
 import icalendar
+from babel.dates import format_date
 
+from app import i18n
 from app.forms.loader import DefinitionSet
+from app.i18n import N_
 from app.models import Appointment
 from app.services import appointments
 from app.services.notify import Notice
 
 PRODID = "-//kakanai//appointments//JA"
+BABEL_LOCALE = {"ja-x-easy": "ja", "zh-Hans": "zh_Hans", "pt": "pt_BR"}
+TITLE = N_("窓口のご予約（%(when)s）")
+BOOKED = N_("窓口のご予約を受け付けました。")
+WHEN = N_("日時: %(when)s")
+WHERE = N_("場所: %(where)s")
+CODE = N_("予約番号: %(code)s")
+SHOW = N_("当日は受付で予約番号かQRコードをお見せください。")
 
 
 def booking_url(base_url: str, row: Appointment) -> str:
@@ -49,18 +59,29 @@ def ics(row: Appointment, *, defs: DefinitionSet, city_name: str, base_url: str,
     return cal.to_ical()
 
 
+def local_date(day: dt.date, lang: str) -> str:
+    """A date as the resident reads it (2026年12月2日水曜日, Wednesday, December 2, 2026, ...)."""
+    return format_date(day, format="full", locale=BABEL_LOCALE.get(lang, lang))
+
+
 def confirmation(row: Appointment, *, defs: DefinitionSet, city_name: str, base_url: str, tz: dt.tzinfo,
                  now: dt.datetime) -> Notice:
-    """The confirmation e-mail: when and where, the code, the page; the .ics attached."""
+    """The confirmation e-mail in the language the booking was made in: when, where, the code, the page; the .ics attached."""
+    lang = i18n.normalize(row.language) or i18n.DEFAULT
+    gettext = i18n.gettext_for(lang)
     start = row.start_at.astimezone(tz)
+    when = f"{local_date(start.date(), lang)} {start:%H:%M}"
+    dep = defs.departments.get(row.queue)
+    where = (f"{gettext(dep.name)}（{gettext(dep.location)}）" if dep and dep.location else
+             gettext(dep.name) if dep else gettext("総合窓口"))
     body = "\n".join([
-        "窓口のご予約を受け付けました。",
-        f"日時: {start:%Y年%m月%d日 %H:%M}",
-        f"場所: {city_name} {appointments.where(defs, row.queue)}",
-        f"予約番号: {appointments.display_code(row.code)}",
-        "当日は受付で予約番号かQRコードをお見せください。",
+        gettext(BOOKED),
+        gettext(WHEN) % {"when": when},
+        gettext(WHERE) % {"where": f"{city_name} {where}"},
+        gettext(CODE) % {"code": appointments.display_code(row.code)},
+        gettext(SHOW),
     ])
-    return Notice(key=f"booking:{row.code}", title=f"{city_name} 窓口のご予約（{start:%m月%d日 %H:%M}）", body=body,
+    return Notice(key=f"booking:{row.code}", title=gettext(TITLE) % {"when": when}, body=body,
                   url=booking_url(base_url, row),
                   attachments=((f"yoyaku-{row.code}.ics", "text/calendar",
                                 ics(row, defs=defs, city_name=city_name, base_url=base_url, now=now)),))

@@ -9,7 +9,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from email.message import Message
 from typing import Any
 
 import icalendar
@@ -49,11 +48,6 @@ def live(tmp_path_factory: pytest.TempPathFactory, smtp: tuple[Inbox, int]) -> I
         yield server
 
 
-def text_of(message: Message) -> str:
-    part = message.get_body(preferencelist=("plain",)) if hasattr(message, "get_body") else message
-    return part.get_content() if hasattr(part, "get_content") else str(part.get_payload(decode=True), "utf-8")
-
-
 def test_notice_is_mailed_by_the_app_alone(live: Any, smtp: tuple[Inbox, int]) -> None:  # noqa: F811
     inbox, _port = smtp
     defs = DefinitionRegistry(live.settings.definitions_dir)
@@ -89,6 +83,10 @@ def test_booking_confirmation_carries_the_ics_and_forgets_the_address(live: Any,
     wait_for(lambda: inbox.messages)
     to, message = inbox.messages[0]
     assert to == ["booker@example.org"]
+    # In the language the booking was made in (English here), nothing personal.
+    body = next(p for p in message.walk() if p.get_content_type() == "text/plain").get_payload(decode=True).decode()
+    assert "Your visit to the counter is booked." in body and f"Booking number: {code[:5]}-{code[5:]}" in body
+    assert start.strftime("%H:%M") in body and f"/booking/{code}" in body
     attachments = [p for p in message.walk() if p.get_content_type() == "text/calendar"]
     assert len(attachments) == 1 and attachments[0].get_filename() == f"yoyaku-{code}.ics"
     (event,) = icalendar.Calendar.from_ical(attachments[0].get_payload(decode=True)).walk("VEVENT")
