@@ -14,7 +14,7 @@ from typing import Any
 import icalendar
 import pytest
 import uvicorn
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from app.forms.holidays import next_open_day
 from app.main import create_app
@@ -147,3 +147,49 @@ def test_two_instances_send_each_notice_once(live: Any, smtp: tuple[Inbox, int])
     finally:
         second.should_exit = True
         thread.join(timeout=10)
+
+
+def test_a_failed_send_is_given_back_and_sent_at_the_next_round(engine: Any, registry: DefinitionRegistry,
+                                                                 settings: Any) -> None:
+    # Real commits: the round claims in one transaction, sends outside, and gives back in another.
+    from app.db import make_sessionmaker
+    from app.services import appointments, background
+
+    factory = make_sessionmaker(engine)
+    office = f"f{uuid.uuid4().hex[:6]}"
+    conf = settings.model_copy(update={"office_code": office, "smtp_host": "127.0.0.1"})
+    start = dt.datetime.combine(next_open_day(local_today(conf) + dt.timedelta(days=1)), dt.time(10, 0),
+                                tzinfo=conf.tz)
+    with factory.begin() as s:
+        case = cases.create_case(s, defs=registry.current, answers={"life_events": ["birth"]}, user=None,
+                                 office=office, today=local_today(conf), draft=True)
+        queue.issue_ticket(s, case=case)
+        sub = notify.subscribe(s, token=case.status_token, channel="email", target="retry@example.org", language="ja")
+        booking = appointments.book(s, defs=registry.current, office=office, queue_id="", life_event="move_in",
+                                    start=start, tz=conf.tz, email="retry@example.org")
+    sent: list[tuple[str, str]] = []
+
+    def down(target: str, notice: notify.Notice) -> None:
+        raise ConnectionRefusedError()
+
+    def up(target: str, notice: notify.Notice) -> None:
+        sent.append((target, notice.key))
+
+    try:
+        first = background.run_round(factory, settings=conf, defs=registry.current, senders={"email": down})
+        assert (first.confirmations, first.notices) == (0, 0)
+        with factory() as s:
+            assert s.get(NoticeSubscription, sub.id).sent == []  # given back
+            assert s.get(Appointment, booking.id).email == "retry@example.org"  # restored
+        second = background.run_round(factory, settings=conf, defs=registry.current, senders={"email": up})
+        assert (second.confirmations, second.notices) == (1, 1)
+        assert set(sent) == {("retry@example.org", "near"), ("retry@example.org", f"booking:{booking.code}")}
+        third = background.run_round(factory, settings=conf, defs=registry.current, senders={"email": up})
+        assert (third.confirmations, third.notices) == (0, 0) and len(sent) == 2
+        with factory() as s:
+            assert s.get(Appointment, booking.id).email is None
+    finally:
+        with factory.begin() as s:
+            s.execute(delete(NoticeSubscription).where(NoticeSubscription.id == sub.id))
+            s.execute(delete(Appointment).where(Appointment.office == office))
+            s.execute(delete(AppointmentSlot).where(AppointmentSlot.office == office))
