@@ -7,6 +7,7 @@ runs in this process) so that the slot is in the future at booking and inside it
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -123,6 +124,15 @@ def test_a_booking_checked_in_goes_first(server: LiveServer, browser: Any) -> No
             desk.goto(f"{server.url}/counter")
             desk.get_by_role("button", name="次の方を呼ぶ").click()
             desk.wait_for_url(f"**/counter/visits/{walk_ins[0]}*")
+
+            # A web ticket from the phone (opening hours): it lands on the ordinary phone page.
+            phone.goto(f"{server.url}/ticket?lang=vi")
+            assert_clean(phone, "web ticket page")
+            assert small_targets(phone, "main") == []
+            phone.locator("label.choice").first.click()
+            phone.get_by_role("button", name="Lấy số").click()
+            phone.wait_for_url("**/q/*")
+            expect(phone.locator("#ticket-number")).to_have_text(re.compile(r"\d{3}"))
         finally:
             phone_ctx.close()
             tablet_ctx.close()
