@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db import make_sessionmaker
 from app.forms.loader import DefinitionSet
 from app.models import Appointment, utcnow
-from app.services import appointment_invite, appointments, notify
+from app.services import appointment_invite, appointments, notify, remote_tickets
 from app.services.notify import Notice, Sender
 from app.services.notify.channels import from_settings
 from app.services.wait_estimate import wait_defaults
@@ -99,6 +99,7 @@ def run_round(factory: sessionmaker[Session], *, settings: Settings, defs: Defin
     senders = from_settings(settings) if senders is None else senders
     with factory.begin() as session:
         no_shows = appointments.sweep_no_shows(session, window=window(settings))
+        remote_tickets.forget_old(session)
     confirmations = 0
     if "email" in senders:
         with factory.begin() as session:

@@ -3,7 +3,8 @@
 The ticket is an ordinary one (the one-stop counter's queue, issue order) whose phone page is the
 existing /q/<token>; the notice "3 ahead" reaches the resident through the usual opt-in. Refused on
 closing days and outside `opening_hours` of departments.yaml, and after `limit` tickets per client
-address within an hour (the address is kept only as a keyed hash, for that count).
+address within an hour (the address is kept only as a keyed hash, for that count, and dropped after a
+day by the background round).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import datetime as dt
 import hashlib
 import hmac
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app.errors import AppError, Conflict, ValidationFailed
@@ -68,3 +69,10 @@ def take(
     session.add(RemoteTicket(case_id=case.id, client_key=key, created_at=now))
     session.flush()
     return case, ticket
+
+
+def forget_old(session: Session, *, now: dt.datetime | None = None) -> int:
+    """Drop the address hashes once they no longer count for the limit (kept a day)."""
+    cutoff = (now or utcnow()) - dt.timedelta(days=1)
+    return session.execute(delete(RemoteTicket).where(RemoteTicket.created_at < cutoff)
+                           .execution_options(synchronize_session=False)).rowcount or 0

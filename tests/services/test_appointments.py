@@ -214,3 +214,5 @@ def test_web_ticket_only_in_opening_hours_and_rate_limited(db: Session, registry
     with pytest.raises(ValidationFailed):
         remote_tickets.take(db, now=at(DAY, "10:00"), **{**kwargs, "life_event": "nosuch", "key": "k"})
     assert db.query(RemoteTicket).join(Case, Case.id == RemoteTicket.case_id).filter(Case.office == off).count() == 4
+    # A day later the hashes of 08:30, 08:40 and 09:00 are dropped; 09:41 is kept a little longer.
+    assert remote_tickets.forget_old(db, now=at(DAY, "09:41") + dt.timedelta(days=1)) == 3
