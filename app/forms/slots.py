@@ -49,7 +49,10 @@ def slots_of_day(item: AppointmentQueue, day: dt.date, *, calendar: Calendar, tz
 
 def find_slot(item: AppointmentQueue, start: dt.datetime, *, calendar: Calendar, tz: dt.tzinfo) -> Slot | None:
     """The slot that starts exactly at `start` (any timezone), or None when there is no such slot."""
-    local = start.astimezone(tz)
+    try:
+        local = start.astimezone(tz)
+    except (OverflowError, ValueError):  # year 1 or 9999 moved across midnight: no such slot
+        return None
     for slot in slots_of_day(item, local.date(), calendar=calendar, tz=tz):
         if slot.start == local:
             return slot

@@ -99,6 +99,9 @@ def test_bad_bookings_get_field_messages_and_take_nothing(db: Session, registry:
         (dict(start=at(NOW.date(), "08:40")), "start"),  # before the hours
         (dict(start=at(DAY, "09:00"), now=at(DAY, "09:05")), "start"),  # past
         (dict(start=at(DAY, "09:00"), email="not-an-address"), "email"),
+        (dict(start=dt.datetime(1, 1, 1, 0, 0, tzinfo=dt.timezone(dt.timedelta(hours=14)))), "start"),
+        (dict(start=dt.datetime(2026, 12, 2, 10, 0)), "start"),  # no time zone
+        (dict(start="tomorrow"), "start"),
     ]
     for kwargs, field in cases_:
         args = {"start": at(DAY, "09:00"), **kwargs}
