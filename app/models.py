@@ -467,6 +467,8 @@ class Appointment(Base):
     email: Mapped[str | None] = mapped_column(ProtectedText())
     language: Mapped[str] = mapped_column(String(16), default="ja")
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Keyed hash of the booking phone's address (web bookings), for the per-address limit; erased after a day.
+    client_key: Mapped[str | None] = mapped_column(String(64), index=True)
     case_id: Mapped[str | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     checked_in_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

@@ -112,6 +112,8 @@ class Settings(BaseSettings):
     appointment_checkin_late_minutes: int = Field(default=15, ge=0, le=240)
     # Web tickets from a phone: at most this many per client address per hour.
     remote_ticket_limit_per_hour: int = Field(default=3, ge=1, le=1000)
+    # Web bookings (page and public API): at most this many per client address per hour.
+    booking_limit_per_hour: int = Field(default=5, ge=1, le=1000)
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

@@ -13,7 +13,7 @@ from app.deps import ClientDep, CounterUser, DefinitionsDep, SessionDep, Setting
 from app.errors import ValidationFailed
 from app.models import Appointment
 from app.schemas import ErrorOut
-from app.services import appointments, audit
+from app.services import appointments, audit, remote_tickets
 from app.services.background import window
 from app.services.clock import local_today
 from app.services.routing import resident_url
@@ -25,7 +25,7 @@ staff = APIRouter(prefix="/api/v1/appointments", tags=["appointments"])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut},
-    422: {"model": ErrorOut},
+    422: {"model": ErrorOut}, 429: {"model": ErrorOut},
 }
 
 
@@ -103,17 +103,20 @@ def list_slots(session: SessionDep, settings: SettingsDep, defs: DefinitionsDep,
             for s in slots]
 
 
-def _book(session: Any, settings: Settings, defs: Any, body: BookingIn, *, channel: str, user: Any = None) -> Appointment:
+def _book(session: Any, settings: Settings, defs: Any, body: BookingIn, *, channel: str, user: Any = None,
+          client_ip: str | None = None) -> Appointment:
+    key = None if client_ip is None else remote_tickets.client_key(client_ip, secret=settings.secret_key.get_secret_value())
     return appointments.book(session, defs=defs, office=settings.office_code, queue_id=body.queue,
                              life_event=body.life_event, start=body.start, tz=settings.tz,
                              email=body.email if settings.smtp_host else "", language=body.language, channel=channel,
-                             user=user)
+                             user=user, client_key=key, limit_per_hour=settings.booking_limit_per_hour)
 
 
 @public.post("", response_model=BookingOut, status_code=201, responses=ERRORS)
-def create_booking(body: BookingIn, session: SessionDep, settings: SettingsDep, defs: DefinitionsDep) -> BookingOut:
-    """Book a place in a slot (409 when it is full); the code is the booking's only credential."""
-    return BookingOut.of(_book(session, settings, defs, body, channel="web"), settings)
+def create_booking(body: BookingIn, session: SessionDep, settings: SettingsDep, defs: DefinitionsDep,
+                   client: ClientDep) -> BookingOut:
+    """Book a place in a slot (409 when it is full, 429 over the per-address limit); the code is its only credential."""
+    return BookingOut.of(_book(session, settings, defs, body, channel="web", client_ip=client.ip), settings)
 
 
 @public.get("/{code}", response_model=BookingOut, responses=ERRORS)

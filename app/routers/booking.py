@@ -17,7 +17,7 @@ from markupsafe import Markup
 
 from app import i18n
 from app.deps import ClientDep, DefinitionsDep, SessionDep, SettingsDep
-from app.errors import AppError, Conflict, ValidationFailed
+from app.errors import AppError, ValidationFailed
 from app.forms import slots
 from app.forms.loader import DefinitionSet
 from app.i18n import N_
@@ -99,7 +99,7 @@ def booking_page(request: Request, session: SessionDep, settings: SettingsDep, d
 
 
 @router.post("/booking", response_class=HTMLResponse)
-def book(request: Request, session: SessionDep, settings: SettingsDep, defs: DefinitionsDep,
+def book(request: Request, session: SessionDep, settings: SettingsDep, defs: DefinitionsDep, client: ClientDep,
          purpose: Annotated[str, Form(max_length=120)] = "", day: Annotated[str, Form(max_length=10)] = "",
          start: Annotated[str, Form(max_length=40)] = "", email: Annotated[str, Form(max_length=320)] = "") -> Response:
     """Book the chosen slot; the confirmation page follows (or the form again with the message)."""
@@ -109,8 +109,9 @@ def book(request: Request, session: SessionDep, settings: SettingsDep, defs: Def
         # Without an SMTP server nothing would ever be mailed: the address is not taken at all.
         row = appointments.book(session, defs=defs, office=settings.office_code, queue_id=queue_id, life_event=event,
                                 start=start, tz=settings.tz, email=email if settings.smtp_host else "", language=lang,
-                                channel="web")
-    except (ValidationFailed, Conflict) as exc:
+                                channel="web", limit_per_hour=settings.booking_limit_per_hour,
+                                client_key=remote_tickets.client_key(client.ip, secret=settings.secret_key.get_secret_value()))
+    except AppError as exc:
         gettext = i18n.gettext_for(lang)
         context = _form_context(session, defs, settings, lang, purpose, day)
         details = exc.details if isinstance(exc, ValidationFailed) else [{"field": "start", "message": exc.message}]

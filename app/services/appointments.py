@@ -20,11 +20,11 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.errors import AppError, Conflict, NotFound, ValidationFailed
 from app.forms import slots
 from app.forms.loader import DefinitionSet
 from app.forms.schema import AppointmentQueue
@@ -46,6 +46,15 @@ BAD_EMAIL = N_("メールアドレスの形をご確認ください")
 UNKNOWN_CODE = N_("この予約番号は見つかりません")
 ALREADY_CANCELLED = N_("この予約は取り消し済みです")
 NOT_CANCELLABLE = N_("受付済み・期限切れの予約は取り消せません")
+TOO_MANY = N_("短い時間に多くの予約がありました。しばらくしてからお試しください")
+
+
+class TooManyBookings(AppError):
+    """Too many web bookings from one address within the hour."""
+
+    status = 429
+    code = "too_many_bookings"
+    message = TOO_MANY
 
 
 @dataclass(frozen=True)
@@ -170,9 +179,10 @@ def _release_place(session: Session, appointment: Appointment) -> None:
 def book(
     session: Session, *, defs: DefinitionSet, office: str, queue_id: Any, life_event: Any, start: Any,
     tz: dt.tzinfo, email: Any = "", language: str = "ja", channel: str = "web", user: User | None = None,
-    now: dt.datetime | None = None,
+    now: dt.datetime | None = None, client_key: str | None = None, limit_per_hour: int | None = None,
 ) -> Appointment:
-    """Book one place in a slot; field errors (queue, life_event, start, email) or 409 when the slot is full."""
+    """Book one place in a slot; field errors (queue, life_event, start, email), 409 when the slot is full,
+    429 when the same address (`client_key`, web bookings) booked `limit_per_hour` times within the hour."""
     now = now or utcnow()
     item = bookable_queue_or_raise(defs, queue_id)
     errors = []
@@ -201,12 +211,18 @@ def book(
     if errors:
         raise ValidationFailed(details=errors)
     assert slot is not None
+    if client_key is not None and limit_per_hour is not None:
+        recent = session.scalar(select(func.count()).select_from(Appointment).where(
+            Appointment.client_key == client_key, Appointment.created_at > now - dt.timedelta(hours=1))) or 0
+        if recent >= limit_per_hour:
+            raise TooManyBookings()
     if not _take_place(session, office=office, queue_id=item.queue, start=slot.start, capacity=item.capacity):
         raise Conflict(FULL)
     row = Appointment(code=_new_code(), office=office, queue=item.queue, day=slot.start.date(),
                       start_at=slot.start.astimezone(dt.UTC), end_at=slot.end.astimezone(dt.UTC), life_event=event,
                       status="booked", channel=channel if channel in CHANNELS else "web", email=address or None,
-                      language=language[:16], created_by=user.id if user else None, created_at=now)
+                      language=language[:16], created_by=user.id if user else None, created_at=now,
+                      client_key=client_key)
     session.add(row)
     session.flush()
     return row
@@ -298,6 +314,14 @@ def mark_no_show(session: Session, row: Appointment, *, now: dt.datetime) -> boo
         _release_place(session, row)
         return True
     return False
+
+
+def forget_client_keys(session: Session, *, now: dt.datetime | None = None) -> int:
+    """Erase the address hashes of bookings made more than a day ago (they only serve the hourly limit)."""
+    cutoff = (now or utcnow()) - dt.timedelta(days=1)
+    return session.execute(update(Appointment).where(Appointment.client_key.is_not(None),
+                                                     Appointment.created_at < cutoff)
+                           .values(client_key=None).execution_options(synchronize_session=False)).rowcount or 0
 
 
 def sweep_no_shows(session: Session, *, window: Window, now: dt.datetime | None = None, limit: int = 200) -> int:

@@ -100,6 +100,7 @@ def run_round(factory: sessionmaker[Session], *, settings: Settings, defs: Defin
     with factory.begin() as session:
         no_shows = appointments.sweep_no_shows(session, window=window(settings))
         remote_tickets.forget_old(session)
+        appointments.forget_client_keys(session)
     confirmations = 0
     if "email" in senders:
         with factory.begin() as session:

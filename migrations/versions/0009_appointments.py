@@ -41,6 +41,7 @@ def upgrade() -> None:
         sa.Column("email", app.models.ProtectedText(), nullable=True),
         sa.Column("language", sa.String(length=16), nullable=False),
         sa.Column("created_by", sa.Integer(), nullable=True),
+        sa.Column("client_key", sa.String(length=64), nullable=True),
         sa.Column("case_id", sa.String(length=32), nullable=True),
         sa.Column("created_at", app.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("checked_in_at", app.models.UTCDateTime(timezone=True), nullable=True),
@@ -55,6 +56,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("code", name=op.f("uq_appointments_code")),
     )
     op.create_index("ix_appointments_office_day_status", "appointments", ["office", "day", "status"], unique=False)
+    op.create_index(op.f("ix_appointments_client_key"), "appointments", ["client_key"], unique=False)
     op.create_table(
         "remote_tickets",
         sa.Column("case_id", sa.String(length=32), nullable=False),
@@ -70,6 +72,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_remote_tickets_client_created", table_name="remote_tickets")
     op.drop_table("remote_tickets")
+    op.drop_index(op.f("ix_appointments_client_key"), table_name="appointments")
     op.drop_index("ix_appointments_office_day_status", table_name="appointments")
     op.drop_table("appointments")
     op.drop_table("appointment_slots")

@@ -219,3 +219,19 @@ def test_web_ticket_only_in_opening_hours_and_rate_limited(db: Session, registry
     assert db.query(RemoteTicket).join(Case, Case.id == RemoteTicket.case_id).filter(Case.office == off).count() == 4
     # A day later the hashes of 08:30, 08:40 and 09:00 are dropped; 09:41 is kept a little longer.
     assert remote_tickets.forget_old(db, now=at(DAY, "09:41") + dt.timedelta(days=1)) == 3
+
+
+def test_web_bookings_are_limited_per_address(db: Session, registry: DefinitionRegistry) -> None:
+    off = office()
+    kwargs = dict(defs=registry.current, office=off, queue_id="", life_event="move_in", tz=TZ, now=NOW,
+                  limit_per_hour=2)
+    appointments.book(db, start=at(DAY, "09:00"), client_key="k1", **kwargs)
+    appointments.book(db, start=at(DAY, "09:30"), client_key="k1", **kwargs)
+    with pytest.raises(appointments.TooManyBookings):
+        appointments.book(db, start=at(DAY, "10:00"), client_key="k1", **kwargs)
+    appointments.book(db, start=at(DAY, "10:00"), client_key="k2", **kwargs)  # another address
+    later = {**kwargs, "now": NOW + dt.timedelta(minutes=61)}
+    appointments.book(db, start=at(DAY, "10:30"), client_key="k1", **later)
+    assert appointments.forget_client_keys(db, now=NOW + dt.timedelta(days=2)) == 4
+    assert db.scalar(select(Appointment.client_key).where(Appointment.office == off,
+                                                          Appointment.client_key.is_not(None))) is None
