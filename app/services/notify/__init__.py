@@ -5,7 +5,8 @@ A resident opts in on the phone page (a Web Push subscription of the browser, or
 and sends what became due and was not sent yet: the number is near (3 or fewer ahead), the ticket is
 called (each call), a department needs the resident (each department), everything is done. A notice
 says the ticket number, where to go and what to do, in the resident's language; nothing personal.
-Channels: `webpush.send` (pywebpush, VAPID) and `mail.send` (SMTP). Run it with `kakanai notify run`.
+Channels: `webpush.send` (pywebpush, VAPID) and `mail.send` (SMTP). The app's background round sends
+them (`app/services/background.py`: claim → deliver → settle); `kakanai notify run` does the same alone.
 """
 
 from __future__ import annotations
