@@ -91,11 +91,20 @@ def _form_context(session: Any, defs: DefinitionSet, settings: Settings, lang: s
 
 @router.get("/booking", response_class=HTMLResponse)
 def booking_page(request: Request, session: SessionDep, settings: SettingsDep, defs: DefinitionsDep,
-                 purpose: str = "", day: str = "") -> Response:
-    """Choose what for, the day, then a free slot (each step a plain GET form; works without JavaScript)."""
+                 purpose: str = "", day: str = "", code: str = "") -> Response:
+    """Choose what for, the day, then a free slot (each step a plain GET form; works without JavaScript).
+
+    `?code=` finds a booking by the code alone (a booking made by staff on the phone has no link).
+    """
     lang = language(request)
-    return _render(request, "resident/booking.html", lang,
-                   _form_context(session, defs, settings, lang, purpose[:120], day[:10]))
+    context = _form_context(session, defs, settings, lang, purpose[:120], day[:10])
+    if code:
+        clean = appointments.clean_code(code[:64])
+        if clean is not None:
+            return RedirectResponse(f"/booking/{clean}?lang={lang}", status_code=303)
+        context["code_error"] = i18n.gettext_for(lang)(appointments.UNKNOWN_CODE)
+        context["code"] = code[:64]
+    return _render(request, "resident/booking.html", lang, context, status=422 if code else 200)
 
 
 @router.post("/booking", response_class=HTMLResponse)

@@ -141,3 +141,14 @@ def test_api_slots_booking_cancel_and_check_in(client: TestClient, counter_heade
     assert other.status_code == 201 and other.json()["channel"] == "phone"
     cancelled = client.post(f"/api/v1/booking/{other.json()['code']}/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+
+
+def test_a_caller_finds_the_booking_by_its_code_alone(client: TestClient) -> None:
+    status, location = book(client)
+    assert status == 303
+    code = location.split("/")[2].split("?")[0]
+    found = client.get(f"/booking?lang=en&code={code[:5].lower()}-{code[5:].lower()}", headers=HTML,
+                       follow_redirects=False)
+    assert found.status_code == 303 and found.headers["location"] == f"/booking/{code}?lang=en"
+    wrong = client.get("/booking?lang=en&code=12", headers=HTML)
+    assert wrong.status_code == 422 and "This booking number was not found." in wrong.text
