@@ -462,13 +462,12 @@ def cmd_notify_keys(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_notify_run(args: argparse.Namespace, settings: Settings) -> int:
-    """Send the notices that became due, once or every --interval seconds."""
+    """Send the notices (and booking confirmations, no-shows) that became due, once or every --interval seconds."""
     import time
 
     from app.forms.loader import load_definitions
-    from app.services import notify
+    from app.services import background
     from app.services.notify.channels import from_settings
-    from app.services.wait_estimate import wait_defaults
 
     defs = load_definitions(settings.definitions_dir)
     senders = from_settings(settings)
@@ -481,11 +480,9 @@ def cmd_notify_run(args: argparse.Namespace, settings: Settings) -> int:
     crypto.configure(settings.keyring())
     sessions = make_sessionmaker(make_engine(settings.effective_database_url))
     while True:
-        with sessions.begin() as session:
-            sent = notify.dispatch(session, defs=defs, defaults=wait_defaults(settings, defs),
-                                   base_url=settings.public_base_url, senders=senders)
+        done = background.run_round(sessions, settings=settings, defs=defs, senders=senders)
         if args.once:
-            print(f"sent {sent} notices")
+            print(f"sent {done.notices} notices")
             return 0
         time.sleep(args.interval)
 

@@ -16,6 +16,7 @@ from app.errors import install_error_handlers
 from app.routers import (
     admin_pages,
     api_admin,
+    api_appointments,
     api_auth,
     api_card,
     api_cases,
@@ -28,6 +29,7 @@ from app.routers import (
     api_queue,
     api_routing,
     board,
+    booking,
     card_pages,
     counter,
     dashboard,
@@ -38,11 +40,12 @@ from app.routers import (
     pre_entry_counter,
     pre_entry_pages,
     reception,
+    reception_bookings,
     resident,
     slip_pages,
 )
 from app.security import install_security
-from app.services import instances, live
+from app.services import background, instances, live
 from app.services.definitions import DefinitionRegistry
 from app.settings import PROJECT_ROOT, Settings, get_settings
 
@@ -65,7 +68,9 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
         await capacity.size_thread_pool(app)
         await live.start(app)  # the per-process change watcher behind the resident page's SSE
         await instances.start(app)  # publish the key ids this process knows (`kakanai keys rotate`)
+        await background.start(app)  # notices, booking confirmations, no-shows (app/services/background.py)
         yield
+        await background.stop(app)
         await instances.stop(app)
         await live.stop(app)
         app.state.engine.dispose()
@@ -104,12 +109,16 @@ def create_app(settings: Settings | None = None, *, definitions: DefinitionRegis
     app.include_router(dashboard.router)
     app.include_router(admin_pages.router)
     app.include_router(api_queue.router)
+    app.include_router(api_appointments.public)
+    app.include_router(api_appointments.staff)
     app.include_router(resident.router)
     app.include_router(guide.router)
     app.include_router(pre_entry_pages.router)
     app.include_router(board.router)
     app.include_router(department.router)
     app.include_router(reception.router)
+    app.include_router(booking.router)
+    app.include_router(reception_bookings.router)
     app.include_router(notices.router)
     app.include_router(api_card.router)
     app.include_router(api_card.pairing_router)

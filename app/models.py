@@ -485,3 +485,59 @@ class PreEntryOriginal(Base):
     answers: Mapped[dict[str, Any]] = mapped_column(SealedJSON("pre_entry_original"))
     lang: Mapped[str] = mapped_column(String(16), default="ja")
     handed_over_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+class AppointmentSlot(Base):
+    """How many bookings hold a place in one slot of a queue: the row a booking increments under its
+    capacity (`UPDATE ... SET booked = booked + 1 WHERE booked < capacity`), so two bookings racing for
+    the last place cannot both win on any backend."""
+
+    __tablename__ = "appointment_slots"
+
+    office: Mapped[str] = mapped_column(String(32), primary_key=True)
+    queue: Mapped[str] = mapped_column(String(64), primary_key=True)
+    start_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    booked: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Appointment(Base):
+    """A booked slot (予約): made by the resident on the phone or by staff for a caller.
+
+    booked → checked_in (the visit's ticket is issued, priority "appointment") | cancelled | no_show
+    (not checked in by the end of the window; its place in the slot is released). The optional e-mail
+    address is encrypted and used only for the confirmation.
+    """
+
+    __tablename__ = "appointments"
+    __table_args__ = (Index("ix_appointments_office_day_status", "office", "day", "status"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    office: Mapped[str] = mapped_column(String(32))
+    queue: Mapped[str] = mapped_column(String(64), default="")
+    day: Mapped[dt.date] = mapped_column(Date)
+    start_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    end_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    life_event: Mapped[str] = mapped_column(String(40), default="")
+    status: Mapped[str] = mapped_column(String(20), default="booked")
+    channel: Mapped[str] = mapped_column(String(20), default="web")
+    email: Mapped[str | None] = mapped_column(ProtectedText())
+    language: Mapped[str] = mapped_column(String(16), default="ja")
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Keyed hash of the booking phone's address (web bookings), for the per-address limit; erased after a day.
+    client_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    case_id: Mapped[str | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    checked_in_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    no_show_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class RemoteTicket(Base):
+    """A ticket taken from a phone (web ticket): which client address asked (a keyed hash), for the rate limit."""
+
+    __tablename__ = "remote_tickets"
+    __table_args__ = (Index("ix_remote_tickets_client_created", "client_key", "created_at"),)
+
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
+    client_key: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

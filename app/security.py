@@ -36,7 +36,7 @@ HSTS = "max-age=31536000; includeSubDomains"
 # Paths whose responses may be cached by the browser: static assets only. Everything else (the API,
 # staff pages with personal data, the resident page) is `no-store`, unless the route set its own.
 CACHEABLE_PREFIXES = ("/static/",)
-RESIDENT_PREFIXES = ("/q/", "/pre")
+RESIDENT_PREFIXES = ("/q/", "/pre", "/booking/")
 
 TOO_LARGE_MESSAGE = "送信された内容が大きすぎます（上限 {limit}）。内容を減らしてもう一度お送りください"
 TOO_DEEP_MESSAGE = "JSONの入れ子が深すぎます（{limit}段まで）"
@@ -326,7 +326,7 @@ _ROW_FILTER = _NoResultRows()
 
 # The resident page's status token is the only credential of that page: an access log must not
 # hold it. The postal-code lookup's query is a partial address.
-_TOKEN_PATHS = re.compile(r"^(/q/|/api/v1/status/|/pre/api/drafts/)[^/?#\s]+")
+_TOKEN_PATHS = re.compile(r"^(/q/|/api/v1/status/|/pre/api/drafts/|/booking/|/api/v1/booking/|/api/v1/appointments/)[^/?#\s]+")
 _POSTAL_QUERY = re.compile(r"([?&]code=)[^&#\s]*")
 
 

@@ -107,6 +107,19 @@ class Settings(BaseSettings):
     smtp_host: str = ""
     smtp_port: int = 25
     smtp_from: str = "noreply@example.invalid"
+    # The app's own background work (app/services/background.py): notices, booking confirmations and
+    # the no-show sweep every `background_interval` seconds in each process. False: run
+    # `kakanai notify run` instead (several instances are safe either way: rows are claimed).
+    background_tasks: bool = True
+    background_interval: float = Field(default=5.0, gt=0, le=3600)
+    # Appointments: a booking may be checked in from this many minutes before its slot starts until
+    # this many after; later it is a no-show and its place is released.
+    appointment_checkin_early_minutes: int = Field(default=30, ge=0, le=240)
+    appointment_checkin_late_minutes: int = Field(default=15, ge=0, le=240)
+    # Web tickets from a phone: at most this many per client address per hour.
+    remote_ticket_limit_per_hour: int = Field(default=3, ge=1, le=1000)
+    # Web bookings (page and public API): at most this many per client address per hour.
+    booking_limit_per_hour: int = Field(default=5, ge=1, le=1000)
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

@@ -70,9 +70,10 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
     """Settings pointing at the test database and the shipped form definitions."""
     # live_poll_interval=0: no change watcher; requests share the rolled-back test connection.
     # instance_heartbeat_seconds=0: no instance row written beside the test transaction.
+    # background_tasks=False: no notice/no-show round beside the test transaction.
     return Settings(env="test", database_url=database_url, data_dir=tmp_path_factory.mktemp("appdata"),
                     definitions_dir=PROJECT_ROOT / "form_definitions", live_poll_interval=0,
-                    instance_heartbeat_seconds=0)
+                    instance_heartbeat_seconds=0, background_tasks=False)
 
 
 @pytest.fixture(scope="session")

@@ -44,6 +44,10 @@ RULES: list[tuple[str, str]] = [
     (r"/guide", "public"),  # the 手続きガイド: anonymous questions, nothing stored
     # Pre-entry on the resident's phone: writes need the draft's own token (X-Draft-Token or its cookie).
     (r"/pre(/.*)?", "public"),
+    (r"/booking(/.*)?", "public"),  # booking on the phone: the code is the credential, nothing personal shown
+    (r"/ticket", "public"),  # web ticket: opening hours and a per-address limit
+    (r"/api/v1/booking(/.*)?", "public"),  # slots, booking and cancelling by code
+    (r"/api/v1/appointments(/.*)?", "counter"),  # the day's bookings, booking for a caller, check-in
     (r"/api/v1/auth/me", "staff"),
     (r"/api/v1/cases(/.*)?", "counter"),
     (r"/api/v1/queue(/.*)?", "counter"),

@@ -20,10 +20,12 @@ from app.forms.context import ALIASES, BUILTINS, MEMBER
 from app.forms.expr import FUNCTIONS, STEP_BUDGET, ExprBudgetExceeded, ExprError, compile_expr
 from app.forms.schema import (
     Application,
+    AppointmentQueue,
     Calendar,
     Department,
     Departments,
     FormField,
+    Hours,
     Interview,
     InterviewField,
     InterviewSection,
@@ -71,6 +73,9 @@ class DefinitionSet:
     fingerprint: str
     templates: dict[str, bytes] = field(default_factory=dict)
     calendar: Calendar = field(default_factory=Calendar)
+    opening_hours: tuple[Hours, ...] = (Hours(from_="08:30", to="17:15"),)
+    # Bookable queues by queue id ("" = the one-stop counter), in the order of departments.yaml.
+    appointments: dict[str, AppointmentQueue] = field(default_factory=dict)
 
     def application_order(self) -> list[str]:
         """Application ids in an order that respects every `after` and `requires` constraint."""
@@ -104,6 +109,7 @@ _PYDANTIC_MESSAGES = {
 _PATTERN_MESSAGES = {
     "^https://": "https:// で始まるURLを指定してください",
     "^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$": "月-日（例 12-29）の形で指定してください",
+    "^([01][0-9]|2[0-3]):[0-5][0-9]$": "時:分（例 09:00）の形で指定してください",
 }
 
 
@@ -537,6 +543,8 @@ def load_definitions(directory: Path | str) -> DefinitionSet:
 
     departments: dict[str, Department] | None = None
     calendar = Calendar()
+    opening_hours: tuple[Hours, ...] = DefinitionSet.opening_hours
+    appointments: dict[str, AppointmentQueue] = {}
     if (loaded := read("departments.yaml")) is not None:
         registry = _validate(Departments, loaded[0], loaded[1], problems)
         if registry is not None:
@@ -548,6 +556,9 @@ def load_definitions(directory: Path | str) -> DefinitionSet:
                     problems.append(Problem(loaded[1].file, loaded[1].line_of(where), where,
                                             f"課の id「{dep.id}」が重複しています"))
                 departments[dep.id] = dep
+            opening_hours = tuple(registry.opening_hours)
+            _check_hours(registry.opening_hours, "opening_hours", None, loaded[1], problems)
+            appointments = _check_appointments(registry.appointments, departments, fields, loaded[1], problems)
 
     applications: dict[str, Application] = {}
     maps: dict[str, SourceMap] = {}
@@ -615,7 +626,59 @@ def load_definitions(directory: Path | str) -> DefinitionSet:
         fingerprint=digest.hexdigest(),
         templates=templates,
         calendar=calendar,
+        opening_hours=opening_hours,
+        appointments=appointments,
     )
+
+
+def _minutes(text: str) -> int:
+    hours, minutes = text.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _check_hours(hours: list[Hours], base: str, slot_minutes: int | None, smap: SourceMap,
+                 problems: list[Problem]) -> None:
+    """Each period starts before it ends, follows the previous one, and holds at least one slot."""
+    previous_end = -1
+    for i, period in enumerate(hours):
+        where = f"{base}.{i}"
+        start, end = _minutes(period.from_), _minutes(period.to)
+        if start >= end:
+            problems.append(Problem(smap.file, smap.line_of(f"{where}.to"), f"{where}.to",
+                                    f"終了（to）は開始（from {period.from_}）より後にしてください"))
+            continue
+        if start < previous_end:
+            problems.append(Problem(smap.file, smap.line_of(f"{where}.from"), f"{where}.from",
+                                    "時間帯は前の時間帯の終了より後から、時刻の順に書いてください"))
+        if slot_minutes is not None and end - start < slot_minutes:
+            problems.append(Problem(smap.file, smap.line_of(where), where,
+                                    f"{period.from_}〜{period.to} には {slot_minutes} 分の予約枠が1つも入りません"))
+        previous_end = max(previous_end, end)
+
+
+def _check_appointments(
+    items: list[AppointmentQueue], departments: dict[str, Department], fields: dict[str, FieldInfo],
+    smap: SourceMap, problems: list[Problem],
+) -> dict[str, AppointmentQueue]:
+    """Bookable queues: a known department (or "" for the one-stop counter), once each, known life events."""
+    out: dict[str, AppointmentQueue] = {}
+    info = fields.get("life_events")
+    events = [str(c.value) for c in (info.field.choices or [])] if info else []
+    for i, item in enumerate(items):
+        base = f"appointments.{i}"
+        if item.queue and item.queue not in departments:
+            problems.append(Problem(smap.file, smap.line_of(f"{base}.queue"), f"{base}.queue",
+                                    f"departments にない課です: {item.queue}（総合窓口は \"\"）"))
+        elif item.queue in out:
+            problems.append(Problem(smap.file, smap.line_of(f"{base}.queue"), f"{base}.queue",
+                                    f"予約の待ち列「{item.queue or '総合窓口'}」が重複しています"))
+        for j, event in enumerate(item.life_events):
+            if events and event not in events:
+                problems.append(Problem(smap.file, smap.line_of(f"{base}.life_events.{j}"), f"{base}.life_events.{j}",
+                                        f"interview.yaml の life_events にない値です: {event}"))
+        _check_hours(item.hours, f"{base}.hours", item.slot_minutes, smap, problems)
+        out.setdefault(item.queue, item)
+    return out
 
 
 def compile_id(name: str) -> bool:

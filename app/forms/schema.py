@@ -129,11 +129,42 @@ class Calendar(Strict):
     national_holidays_closed: bool = True
 
 
+HourMinute = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+
+
+class Hours(Strict):
+    """One opening period of a day, local time (09:00–12:00)."""
+
+    from_: HourMinute = Field(alias="from")
+    to: HourMinute
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class AppointmentQueue(Strict):
+    """Bookable slots of one queue ("" = the one-stop counter, else a department id) on open days."""
+
+    queue: str = ""
+    name: str = ""
+    life_events: list[str] = Field(default_factory=list)
+    slot_minutes: int = Field(ge=5, le=240)
+    capacity: int = Field(ge=1, le=100)
+    hours: list[Hours] = Field(min_length=1)
+    book_days_ahead: int = Field(default=30, ge=1, le=180)
+
+
+def _default_opening_hours() -> list[Hours]:
+    return [Hours(from_="08:30", to="17:15")]
+
+
 class Departments(Strict):
-    """The registry of departments, and the office calendar deadlines are moved onto."""
+    """The registry of departments, the office calendar deadlines are moved onto, and bookable queues."""
 
     departments: list[Department] = Field(min_length=1)
     calendar: Calendar = Field(default_factory=Calendar)
+    # When the office takes tickets (the remote web ticket); closing days of the calendar apply.
+    opening_hours: list[Hours] = Field(default_factory=_default_opening_hours, min_length=1)
+    appointments: list[AppointmentQueue] = Field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ from app.services.wait_estimate import wait_defaults
 from app.templating import staff_page
 
 router = APIRouter(include_in_schema=False)
+CHECKIN_MESSAGES = {"on_time": "予約の受付をしました。優先してお呼びします",
+                    "late": "予約の時間を過ぎているため、通常の順番でお呼びします"}
 NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -58,5 +60,6 @@ def ticket_page(request: Request, case_id: str, session: SessionDep, settings: S
     view = reception.ticket_view(session, case_id=case_id, base_url=settings.public_base_url, tz=settings.tz)
     # segno's SVG is built from our own URL (no user input), so it is safe to embed as markup.
     qr = Markup(segno.make_qr(view["url"], error="m").svg_inline(scale=5, title="スマートフォン用ページのQRコード"))  # noqa: S704
+    checkin = CHECKIN_MESSAGES.get(request.query_params.get("checkin", ""), "")
     return _render(request, "reception/ticket.html", {"ticket": view, "qr_svg": qr, "city_name": settings.city_name,
-                                                      "office_name": settings.office_name})
+                                                      "office_name": settings.office_name, "checkin_message": checkin})

@@ -6,7 +6,8 @@ and sends what became due and was not sent yet: the number is near (3 or fewer a
 called (each call), a department needs the resident (each department), a department finished after
 the counter was done with the resident (each department: what is ready), everything is done. A notice
 says the ticket number, where to go and what to do, in the resident's language; nothing personal.
-Channels: `webpush.send` (pywebpush, VAPID) and `mail.send` (SMTP). Run it with `kakanai notify run`.
+Channels: `webpush.send` (pywebpush, VAPID) and `mail.send` (SMTP). The app's background round sends
+them (`app/services/background.py`: claim → deliver → settle); `kakanai notify run` does the same alone.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,8 @@ class Notice:
     title: str
     body: str
     url: str
+    # (file name, MIME type, bytes): e-mail only, e.g. a booking's .ics invitation.
+    attachments: tuple[tuple[str, str, bytes], ...] = ()
 
 
 class ChannelGone(Exception):
@@ -54,6 +57,11 @@ class ChannelGone(Exception):
 
 
 Sender = Callable[[str, Notice], None]
+
+
+def is_email(text: str) -> bool:
+    """Whether the text has the shape of an e-mail address (the only check before mailing to it)."""
+    return bool(_EMAIL.match(text))
 
 
 def subscribe(session: Session, *, token: str, channel: str, target: Any, language: str) -> NoticeSubscription:
@@ -105,38 +113,97 @@ def due(view: dict[str, Any], *, url: str, gettext: Callable[[str], str]) -> lis
     return out
 
 
-def dispatch(
-    session: Session, *, defs: DefinitionSet, defaults: WaitDefaults, base_url: str, senders: dict[str, Sender],
-) -> int:
-    """Send every notice that became due to every subscription of open visits; returns how many were sent."""
-    sent = 0
+@dataclass(frozen=True)
+class Claimed:
+    """Notices taken for one subscription (already recorded as sent, so no other dispatcher takes them)."""
+
+    subscription_id: int
+    channel: str
+    target: str
+    notices: tuple[Notice, ...]
+
+
+@dataclass
+class Outcome:
+    """What happened to a claim: the keys that failed (to be retried) and whether the channel is gone."""
+
+    claim: Claimed
+    failed: list[str]
+    gone: bool = False
+    sent: int = 0
+
+
+def claim(
+    session: Session, *, defs: DefinitionSet, defaults: WaitDefaults, base_url: str, channels: Collection[str],
+) -> list[Claimed]:
+    """Take every notice that became due for subscriptions of open visits, marking it sent.
+
+    Rows are claimed with FOR UPDATE SKIP LOCKED (PostgreSQL: another dispatcher skips them; SQLite
+    transactions begin IMMEDIATE and take turns). Commit before sending, so that no lock is held while
+    a push service or an SMTP server answers; `settle` gives back what could not be sent.
+    """
     rows = session.execute(
         select(NoticeSubscription, Case.status_token).join(Case, Case.id == NoticeSubscription.case_id)
-        .where(Case.purged_at.is_(None)).order_by(NoticeSubscription.id)
+        .where(Case.purged_at.is_(None), NoticeSubscription.channel.in_(list(channels)))
+        .order_by(NoticeSubscription.id)
+        .with_for_update(of=NoticeSubscription, skip_locked=True)
     ).all()
+    out: list[Claimed] = []
     for sub, token in rows:
-        sender = senders.get(sub.channel)
-        if sender is None:
-            continue
         lang = i18n.normalize(sub.language) or i18n.DEFAULT
         raw = resident_status.build_status(session, token=token, defs=defs, defaults=defaults)
         view = resident_status.localize(raw, defs=defs, lang=lang, gettext=i18n.gettext_for(lang))
         url = f"{base_url.rstrip('/')}/q/{token}?lang={lang}"
         done = list(sub.sent or [])
-        for notice in due(view, url=url, gettext=i18n.gettext_for(lang)):
-            if notice.key in done:
-                continue
-            try:
-                sender(sub.target, notice)
-            except ChannelGone:
-                session.delete(sub)
-                break
-            except Exception as exc:  # a channel that fails is retried at the next run; never log the target
-                log.warning("notice %s via %s failed: %s", notice.key.split(":")[0], sub.channel, type(exc).__name__)
-                continue
-            done.append(notice.key)
-            sent += 1
-        else:
-            sub.sent = done
+        notices = tuple(n for n in due(view, url=url, gettext=i18n.gettext_for(lang)) if n.key not in done)
+        if notices:
+            sub.sent = done + [n.key for n in notices]
+            out.append(Claimed(sub.id, sub.channel, sub.target, notices))
     session.flush()
-    return sent
+    return out
+
+
+def deliver(claimed: list[Claimed], senders: dict[str, Sender]) -> list[Outcome]:
+    """Send what was claimed (no database work); a failing channel is retried at the next run."""
+    outcomes = []
+    for item in claimed:
+        outcome = Outcome(item, failed=[])
+        sender = senders[item.channel]
+        for index, notice in enumerate(item.notices):
+            try:
+                sender(item.target, notice)
+            except ChannelGone:
+                outcome.gone = True
+                outcome.failed = [n.key for n in item.notices[index:]]
+                break
+            except Exception as exc:  # never log the target
+                log.warning("notice %s via %s failed: %s", notice.key.split(":")[0], item.channel, type(exc).__name__)
+                outcome.failed.append(notice.key)
+                continue
+            outcome.sent += 1
+        outcomes.append(outcome)
+    return outcomes
+
+
+def settle(session: Session, outcomes: list[Outcome]) -> int:
+    """Give back the notices that failed and forget subscriptions whose channel is gone; returns how many were sent."""
+    for outcome in outcomes:
+        if not outcome.failed and not outcome.gone:
+            continue
+        sub = session.get(NoticeSubscription, outcome.claim.subscription_id, with_for_update=True)
+        if sub is None:
+            continue
+        if outcome.gone:
+            session.delete(sub)
+        else:
+            sub.sent = [k for k in (sub.sent or []) if k not in outcome.failed]
+    session.flush()
+    return sum(o.sent for o in outcomes)
+
+
+def dispatch(
+    session: Session, *, defs: DefinitionSet, defaults: WaitDefaults, base_url: str, senders: dict[str, Sender],
+) -> int:
+    """Claim, send and settle in the caller's transaction (tests, one-off runs); returns how many were sent."""
+    claimed = claim(session, defs=defs, defaults=defaults, base_url=base_url, channels=senders)
+    return settle(session, deliver(claimed, senders))

@@ -17,6 +17,9 @@ def sender(*, host: str, port: int, from_address: str, timeout: float = 10.0) ->
         message["To"] = target
         message["Subject"] = notice.title
         message.set_content(f"{notice.body}\n\n{notice.url}\n")
+        for filename, mime, data in notice.attachments:
+            maintype, _, subtype = mime.partition("/")
+            message.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
         with smtplib.SMTP(host, port, timeout=timeout) as smtp:
             smtp.send_message(message)
 
