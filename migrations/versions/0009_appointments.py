@@ -1,7 +1,7 @@
 """appointments (booked slots), slot counters and remote web tickets
 
 Revision ID: 0009_appointments
-Revises: 0007_rooms
+Revises: 0008_preentry
 Create Date: 2026-12-02
 """
 
