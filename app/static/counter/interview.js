@@ -19,6 +19,8 @@
   let again = false;
   let conflicted = false;
   let sendingToken = null;  // the id of the save on its way, if any
+  const ownTokens = [];     // ids of saves this tablet sent (also the one on its way across a reload)
+  let ownRetries = 0;
   let discarding = false;
   let retryDelay = 2000;
 
@@ -206,6 +208,8 @@
     // A random id for this save, remembered with the draft while it is on the way: after a reload the
     // page can tell its own save (the server keeps the id) from another tablet's.
     sendingToken = newToken();
+    ownTokens.push(sendingToken);
+    if (ownTokens.length > 20) ownTokens.shift();
     if (editCount !== savedEdit) remember();
     setState("保存中…", "pending");
     let res;
@@ -223,12 +227,25 @@
       return;
     }
     retryDelay = 2000;
+    if (res.status !== 409) ownRetries = 0;
     if (res.status === 401) {
       setState("ログインの有効期限が切れました。入力はこの端末に保管しています。ログインし直してください", "error");
       window.location.href = "/login?expired=1&next=" + encodeURIComponent(location.pathname);
       return;
     }
     if (res.status === 409) {
+      let info = null;
+      try { info = await res.json(); } catch (e) { info = null; }
+      // The newer version was made by this tablet's own save (it landed after a reload, or its answer was
+      // lost): not another tablet. Take that version and send this screen again, without asking.
+      if (info && info.last_save_token && ownTokens.includes(info.last_save_token) &&
+          Number.isInteger(info.current_version) && info.current_version > version && ownRetries < 5) {
+        ownRetries++;
+        version = info.current_version;
+        root.dataset.version = String(version);
+        again = true;
+        return;
+      }
       conflicted = true;
       conflictEl.hidden = false;
       setState("保存されていません（他の端末で更新済み）", "error");
@@ -524,6 +541,7 @@
   form.querySelectorAll(".field[data-kind=date]").forEach((el) => showDatePreview(el));
   let draft = null;
   try { draft = JSON.parse(localStorage.getItem(storeKey) || "null"); } catch (e) { draft = null; }
+  if (draft && draft.sending) ownTokens.push(draft.sending);
   if (draft && draft.answers) {
     const ownSave = draft.sending && draft.sending === root.dataset.lastSave && draft.baseVersion < version;
     if (draft.baseVersion === version || ownSave) {
