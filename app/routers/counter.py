@@ -372,6 +372,7 @@ def review(request: Request, case_id: str, session: SessionDep, settings: Settin
         "roles": counter.role_rows(defs, case), "redirects": counter.redirect_notes(defs, case),
         "summary": [] if problems else counter.household_summary(defs, case),
         "signers": signatures.signers(session, defs, case),
+        "late": documents.late_notes(documents.list_applications(defs, case)),
     })
 
 
