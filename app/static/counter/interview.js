@@ -77,7 +77,7 @@
       const input = el.querySelector("input, textarea");
       if (input) input.value = value === undefined || value === null ? "" : Array.isArray(value) ? value.join("\n") : String(value);
     }
-    if (kind === "date") showDatePreview(el);
+    if (kind === "date") { partsFromText(el); showDatePreview(el); }
   }
   function topFields() {
     return Array.from(form.querySelectorAll(".field[data-path]")).filter((f) => !f.closest(".item") && !f.closest("template"));
@@ -399,8 +399,80 @@
     const out = el.querySelector("[data-preview]");
     if (!out) return;
     const input = el.querySelector("input");
-    const value = iso || (input && /^\d{4}-\d{2}-\d{2}$/.test(input.value.trim()) ? input.value.trim() : "");
+    const read = input ? readDate(input.value) : null;
+    const value = iso || (read && read.iso) || "";
     out.textContent = value ? "＝ " + wareki(value) + "（" + value + "）" : "";
+  }
+
+  // ---- dates on the numeric keypad: era buttons + 年・月・日 digits <-> the date text -------------------
+  // The text input stays the value that is sent; the server reads it (app/forms/wareki.py) and reports a
+  // field error for a date that does not exist or lies outside its era. This only mirrors the two ways in.
+  const ERA_CODES = { "令和": "R", "令": "R", "R": "R", "平成": "H", "平": "H", "H": "H", "昭和": "S", "昭": "S",
+                      "S": "S", "大正": "T", "大": "T", "T": "T", "明治": "M", "明": "M", "M": "M" };
+  const ERA_NAMES = { R: "令和", H: "平成", S: "昭和", T: "大正", M: "明治" };
+  const ERA_START = { R: "2019-05-01", H: "1989-01-08", S: "1926-12-25", T: "1912-07-30", M: "1868-10-23" };
+  const ERA_END = { H: "2019-04-30", S: "1989-01-07", T: "1926-12-24", M: "1912-07-29" };
+  function pad2(n) { return String(n).padStart(2, "0"); }
+  function isoOf(y, m, d) {
+    const date = new Date(Date.UTC(y, m - 1, d));
+    if (date.getUTCFullYear() !== y || date.getUTCMonth() !== m - 1 || date.getUTCDate() !== d) return "";
+    return String(y).padStart(4, "0") + "-" + pad2(m) + "-" + pad2(d);
+  }
+  function readDate(text) {
+    // {era: "R"|"AD", y, m, d, iso} from what was typed; iso is "" for a date that does not exist.
+    const t = (text || "").normalize("NFKC").replace(/\s+/g, "").toUpperCase();
+    let m = /^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$/.exec(t) || /^(\d{4})(\d{2})(\d{2})$/.exec(t);
+    if (m) {
+      const y = +m[1], mo = +m[2], d = +m[3];
+      return { era: "AD", y: y, m: mo, d: d, iso: isoOf(y, mo, d) };
+    }
+    m = /^(令和|平成|昭和|大正|明治|令|平|昭|大|明|R|H|S|T|M)(\d{1,2}|元)[-/.年](\d{1,2})[-/.月](\d{1,2})日?$/.exec(t);
+    if (!m) return null;
+    const era = ERA_CODES[m[1]];
+    const ey = m[2] === "元" ? 1 : +m[2];
+    const y = +ERA_START[era].slice(0, 4) + ey - 1, mo = +m[3], d = +m[4];
+    let iso = ey >= 1 ? isoOf(y, mo, d) : "";
+    if (iso && (iso < ERA_START[era] || (ERA_END[era] && iso > ERA_END[era]))) iso = "";
+    return { era: era, y: ey, m: mo, d: d, iso: iso };
+  }
+  function dateParts(el) {
+    const box = el.querySelector("[data-date-parts]");
+    if (!box) return null;
+    return { box: box, y: box.querySelector("[data-date-part=y]"), m: box.querySelector("[data-date-part=m]"),
+             d: box.querySelector("[data-date-part=d]"),
+             era: () => { const c = box.querySelector("[data-date-part=era]:checked"); return c ? c.value : "R"; },
+             setEra: (code) => box.querySelectorAll("[data-date-part=era]").forEach((r) => { r.checked = r.value === code; }) };
+  }
+  function partsFromText(el) {
+    // Typed (or restored) text -> era buttons and digits; a date in 明治 is shown in 西暦.
+    const p = dateParts(el);
+    const input = el.querySelector("input");
+    if (!p || !input) return;
+    const read = readDate(input.value);
+    if (!read) { if (!input.value.trim()) { p.y.value = ""; p.m.value = ""; p.d.value = ""; } return; }
+    if (read.era === "M" && read.iso) {
+      p.setEra("AD"); p.y.value = read.iso.slice(0, 4);
+    } else if (read.era === "AD" && read.iso && !p.box.dataset.touched) {
+      // A stored ISO date is shown in the era the forms print (the clerk may switch to 西暦).
+      const w = /^(\D+)(元|\d+)年/.exec(wareki(read.iso));
+      const code = w ? ERA_CODES[w[1]] : "AD";
+      if (code && code !== "M") { p.setEra(code); p.y.value = w[2] === "元" ? "1" : w[2]; } else { p.setEra("AD"); p.y.value = String(read.y); }
+    } else {
+      p.setEra(read.era); p.y.value = String(read.y);
+    }
+    p.m.value = String(read.m); p.d.value = String(read.d);
+  }
+  function textFromParts(el) {
+    // Era buttons and digits -> the date text the server reads (令和8年4月6日 / 2026年4月6日).
+    const p = dateParts(el);
+    const input = el.querySelector("input");
+    if (!p || !input) return;
+    p.box.dataset.touched = "1";
+    [p.y, p.m, p.d].forEach((i) => { i.value = i.value.normalize("NFKC").replace(/\D/g, ""); });
+    const y = p.y.value, m = p.m.value, d = p.d.value;
+    if (!y && !m && !d) { input.value = ""; return; }
+    const era = p.era();
+    input.value = (era === "AD" ? "" : ERA_NAMES[era]) + y + "年" + m + "月" + d + "日";
   }
   function localCheck(el) {
     const kind = el.dataset.kind;
@@ -445,7 +517,10 @@
     if (el) {
       localCheck(el);
       if (ev.target.classList.contains("postal")) postalFill(el, ev.target);
-      if (el.dataset.kind === "date") showDatePreview(el);
+      if (el.dataset.kind === "date") {
+        if (ev.target.dataset.datePart) textFromParts(el); else partsFromText(el);
+        showDatePreview(el);
+      }
     }
     if (!ev.isComposing) edited();
   });
@@ -538,7 +613,7 @@
   }))).observe(form, { childList: true, subtree: true });
 
   // ---- start: restore what this tablet had not saved yet ------------------------------------------
-  form.querySelectorAll(".field[data-kind=date]").forEach((el) => showDatePreview(el));
+  form.querySelectorAll(".field[data-kind=date]").forEach((el) => { if (!el.closest("template")) { partsFromText(el); showDatePreview(el); } });
   let draft = null;
   try { draft = JSON.parse(localStorage.getItem(storeKey) || "null"); } catch (e) { draft = null; }
   if (draft && draft.sending) ownTokens.push(draft.sending);
