@@ -3,14 +3,13 @@ reports a date that does not exist (2月30日) or lies outside its era (令和 b
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
 from app.models import Case
-from tests.browser.conftest import SCREENSHOT_DIR, LiveServer
+from tests.browser.conftest import LiveServer, screenshot_of
 from tests.browser.test_counter_flow import log_in, page, section, start, wait_saved
 
 pytestmark = pytest.mark.browser
@@ -43,8 +42,7 @@ def test_a_birth_date_entered_with_the_era_chooser_and_digits_is_stored_as_iso(
     page.locator("#save-state").click()
     wait_saved(page)
     expect(moved.locator("[data-preview]")).to_have_text("＝ 令和8年4月1日（2026-04-01）")
-    if SCREENSHOT_DIR:  # the member block with its birth date, as the clerk sees it
-        item.screenshot(path=str(Path(SCREENSHOT_DIR) / "6_date_keypad.png"))
+    screenshot_of(page, birth, "6_date_keypad")
     with live_server.session() as s:
         stored = s.get(Case, case_id).answers
     assert stored["household"]["members"][0]["birth_date"] == "1990-06-15"

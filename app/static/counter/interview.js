@@ -37,8 +37,36 @@
   function getPath(doc, path) {
     return path.split(".").reduce((n, k) => (n && typeof n === "object" ? n[k] : undefined), doc);
   }
-  function fieldValue(el) {
+  // ---- My Numbers: readable while the clerk reads them back, masked otherwise, never in storage --------
+  // The typed digits live only in this page's memory; the input shows them grouped 4-4-4 while it has the
+  // focus (or while 「表示」 is pressed) and ********9018 otherwise. The draft kept in localStorage holds the
+  // mask only: after a reload an unsaved number must be typed again (the server then says so at the field).
+  const myNumbers = new WeakMap();   // input -> the digits typed on this screen
+  function digitsOf(text) { return (text || "").normalize("NFKC").replace(/[\s-]/g, ""); }
+  function maskNumber(digits) { return digits.length > 4 ? "********" + digits.slice(-4) : "****"; }
+  function groupNumber(digits) { return digits.replace(/(\d{4})(?=\d)/g, "$1 "); }
+  function numberInput(el) { return el.querySelector("input:not([type=button])"); }
+  function showNumber(el, reveal) {
+    const input = numberInput(el);
+    const digits = input && myNumbers.get(input);
+    if (!digits) return;
+    input.value = reveal ? groupNumber(digits) : maskNumber(digits);
+    el.classList.toggle("revealed", reveal);
+  }
+  function typedNumber(el) {
+    // The number as typed (or the stored mask, or the page's text when nothing was typed).
+    const input = numberInput(el);
+    if (!input) return "";
+    if (myNumbers.has(input)) return myNumbers.get(input);
+    return digitsOf(input.value);
+  }
+  function fieldValue(el, forStorage) {
     const kind = el.dataset.kind;
+    if (kind === "my_number") {
+      const v = typedNumber(el);
+      if (!v) return undefined;
+      return forStorage && !v.startsWith("*") ? maskNumber(v) : v;
+    }
     if (kind === "choice") {
       const c = el.querySelector("input[type=radio]:checked");
       return c ? c.value : undefined;
@@ -73,6 +101,13 @@
       el.querySelectorAll("input[type=checkbox]").forEach((c) => { c.checked = Array.isArray(value) && value.includes(c.value); });
     } else if (kind === "address") {
       el.querySelectorAll("input[data-part]").forEach((i) => { i.value = (value && value[i.dataset.part]) || ""; });
+    } else if (kind === "my_number") {
+      const input = numberInput(el);
+      const v = value === undefined || value === null ? "" : String(value);
+      const digits = input && myNumbers.get(input);
+      // The server's mask of the number typed here: keep the digits (focus shows them again).
+      if (!(digits && (v === maskNumber(digits) || v === digits))) myNumbers.delete(input);
+      if (input) { if (myNumbers.has(input)) showNumber(el, el.contains(document.activeElement)); else input.value = v; }
     } else {
       const input = el.querySelector("input, textarea");
       if (input) input.value = value === undefined || value === null ? "" : Array.isArray(value) ? value.join("\n") : String(value);
@@ -85,17 +120,17 @@
   function repeatSections() { return Array.from(form.querySelectorAll("section[data-repeat]")); }
   function items(section) { return Array.from(section.querySelectorAll(":scope .items > .item")); }
 
-  function collect() {
+  function collect(forStorage) {
     const doc = {};
     topFields().forEach((el) => {
-      const v = fieldValue(el);
+      const v = fieldValue(el, forStorage);
       if (v !== undefined) setPath(doc, el.dataset.path, v);
     });
     repeatSections().forEach((section) => {
       const list = items(section).map((item) => {
         const obj = {};
         item.querySelectorAll(".field[data-key]").forEach((el) => {
-          const v = fieldValue(el);
+          const v = fieldValue(el, forStorage);
           if (v !== undefined) setPath(obj, el.dataset.key, v);
         });
         return obj;
@@ -165,7 +200,7 @@
   // ---- saving -------------------------------------------------------------------------------------
   function remember() {
     try {
-      localStorage.setItem(storeKey, JSON.stringify({ baseVersion: version, answers: collect(), at: Date.now(),
+      localStorage.setItem(storeKey, JSON.stringify({ baseVersion: version, answers: collect(true), at: Date.now(),
                                                       sending: sendingToken }));
     } catch (e) { /* storage full or disabled: the server copy still holds the last save */ }
   }
@@ -480,7 +515,7 @@
     const msg = el.querySelector(".error");
     if (!input || !msg) return;
     if (kind === "my_number") {
-      const v = input.value.replace(/[\s-]/g, "").normalize("NFKC");
+      const v = typedNumber(el);
       if (v && !v.startsWith("*")) {
         const bad = v.length === 12 && !myNumberOk(v) ? "個人番号の検査用数字（最後の1桁）が正しくありません。番号を確かめてください"
           : v.length > 12 || /\D/.test(v) ? "個人番号は12桁の数字です" : "";
@@ -514,6 +549,19 @@
   // ---- events -------------------------------------------------------------------------------------
   form.addEventListener("input", (ev) => {
     const el = ev.target.closest(".field");
+    if (el && el.dataset.kind === "my_number" && ev.target === numberInput(el)) {
+      const digits = digitsOf(ev.target.value);
+      if (digits && !digits.includes("*")) {
+        myNumbers.set(ev.target, digits);
+        const atEnd = ev.target.selectionStart === ev.target.value.length;
+        if (/^\d*$/.test(digits) && digits.length <= 12) {
+          ev.target.value = groupNumber(digits);
+          if (atEnd) ev.target.setSelectionRange(ev.target.value.length, ev.target.value.length);
+        }
+      } else {
+        myNumbers.delete(ev.target);
+      }
+    }
     if (el) {
       localCheck(el);
       if (ev.target.classList.contains("postal")) postalFill(el, ev.target);
@@ -528,6 +576,14 @@
     const el = ev.target.closest(".field");
     if (el && el.dataset.kind === "kana" && ev.target.value) ev.target.value = toKatakana(ev.target.value);
     edited();
+  });
+  form.addEventListener("focusin", (ev) => {
+    const el = ev.target.closest(".field[data-kind=my_number]");
+    if (el && ev.target === numberInput(el)) showNumber(el, true);
+  });
+  form.addEventListener("focusout", (ev) => {
+    const el = ev.target.closest(".field[data-kind=my_number]");
+    if (el && ev.target === numberInput(el) && !el.querySelector(".reveal[aria-pressed=true]")) showNumber(el, false);
   });
   form.addEventListener("focusout", () => { if (editCount !== savedEdit && !conflicted) { clearTimeout(timer); save(); } });
   form.addEventListener("click", (ev) => {
@@ -607,9 +663,28 @@
       (el.querySelector(".label-row") || el.querySelector("legend") || el).appendChild(button);
     });
   }
+  function addReveal(scope) {
+    scope.querySelectorAll(".field[data-kind=my_number]").forEach((el) => {
+      if (el.closest("template") || el.querySelector(".reveal")) return;
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "button small secondary reveal";
+      button.textContent = "表示";
+      button.setAttribute("aria-pressed", "false");
+      button.setAttribute("aria-label", "個人番号を表示");
+      button.addEventListener("click", () => {
+        const on = button.getAttribute("aria-pressed") !== "true";
+        button.setAttribute("aria-pressed", on ? "true" : "false");
+        button.textContent = on ? "隠す" : "表示";
+        showNumber(el, on);
+      });
+      (el.querySelector(".label-row") || el).appendChild(button);
+    });
+  }
+  addReveal(form);
   form.querySelectorAll(".items > .item").forEach(addSameAsHead);
   new MutationObserver((records) => records.forEach((r) => r.addedNodes.forEach((n) => {
-    if (n.nodeType === 1 && n.classList.contains("item")) addSameAsHead(n);
+    if (n.nodeType === 1 && n.classList.contains("item")) { addSameAsHead(n); addReveal(n); }
   }))).observe(form, { childList: true, subtree: true });
 
   // ---- start: restore what this tablet had not saved yet ------------------------------------------
