@@ -19,10 +19,10 @@ from app.forms.handbook_pdf import render_handbook
 from app.forms.loader import DefinitionSet
 from app.forms.mapping import resolve_all, resolve_form, resolve_overlay, survey_totals, writing_saved
 from app.forms.print_checks import print_warnings
-from app.forms.render import RenderOptions, render_bundle, render_form
+from app.forms.render import RenderOptions, RenderResult, render_bundle, render_form
 from app.forms.wareki import format_wareki
 from app.models import Case, User, utcnow
-from app.services import signatures
+from app.services import masking, signatures
 from app.services.cases import get_case_or_raise, record_event
 
 SURVEY_HEADINGS = {"name": "name_written", "address": "address_written", "birth_date": "birth_date_written",
@@ -131,6 +131,22 @@ def render_instance_pdf(
     pdf = render_form(form, options).pdf
     record_event(session, case, "form_printed", actor=actor, data={"instance": instance_id})
     return Pdf(pdf, f"{case.case_number}_{instance_id}.pdf")
+
+
+def render_form_pdfs(
+    session: Session, *, defs: DefinitionSet, case: Case, city_name: str,
+) -> list[tuple[Instance, RenderResult]]:
+    """Every form of the visit as it will print (each with its own signer's signature, if signed), without
+    recording a print, and with My Numbers and account numbers masked as on every screen (********9018):
+    the review's page previews are made from these."""
+    instances = determine(defs, masking.mask_answers(case.answers), case_number=case.case_number)
+    signed = signatures.form_signatures(session, case, list_applications(defs, case))
+    forms = resolve_all(defs, instances, case_number=case.case_number)
+    out = []
+    for inst, form in zip(instances, forms, strict=True):
+        options = _options(case, city_name=city_name, defs=defs, qr=f"kakanai:{case.case_number}:{inst.instance_id}")
+        out.append((inst, render_form(replace(form, signature=signed.get(inst.instance_id)), options)))
+    return out
 
 
 def render_overlay_pdf(
