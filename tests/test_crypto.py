@@ -87,7 +87,7 @@ def test_reencrypt_moves_stored_values_to_the_new_key(db: Session, registry: Def
     old_spec = _spec("old")
     crypto.configure(KeyRing.parse(old_spec))
     case = _create(db, registry, model_case_raw)
-    stored = json.loads(_raw(db, case.id))
+    stored = db.execute(select(type_coerce(Case.answers, JSONType)).where(Case.id == case.id)).scalar_one()
     assert "enc:v1:old:" in json.dumps(stored)
     new_spec = _spec("new")
     ring = KeyRing.parse(f"{new_spec},{old_spec}")
