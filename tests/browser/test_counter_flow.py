@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from app.models import Case, Signature
-from tests.browser.conftest import TABLET, LiveServer, screenshot, screenshot_of
+from tests.browser.conftest import SCREENSHOT_DIR, TABLET, LiveServer, screenshot, screenshot_of
 from tests.conftest import MODEL_CASE, PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -206,6 +206,10 @@ def test_model_household_through_the_screens(page: Any, live_server: LiveServer,
     for step in range(1, 30):
         page.mouse.move(box["x"] + 60 + step * 18, box["y"] + box["height"] * (0.6 - 0.2 * ((step % 6) / 6)))
     page.mouse.up()
+    if SCREENSHOT_DIR:  # the full-page screenshot shows every page image, not the lazy placeholders
+        page.evaluate("() => document.querySelectorAll('img[loading=lazy]').forEach((i) => { i.loading = 'eager'; })")
+        page.wait_for_function("() => Array.from(document.images).every((i) => i.complete && i.naturalWidth > 0)")
+        page.evaluate("() => Promise.all(Array.from(document.images).map((i) => i.decode()))")
     screenshot(page, "3_review_sign")
     page.get_by_role("button", name="署名して申請書を作成する").click()
     page.wait_for_url("**/documents")
