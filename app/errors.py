@@ -65,15 +65,21 @@ class Conflict(AppError):
     code = "conflict"
     message = "他の端末で先に更新されています。最新の内容を読み込んでから、もう一度保存してください"
 
-    def __init__(self, message: str | None = None, *, current_version: int | None = None):
+    def __init__(self, message: str | None = None, *, current_version: int | None = None,
+                 last_save_token: str | None = None):
         super().__init__(message)
         self.current_version = current_version
+        # The random id of the save that made the current version (no personal data): a tablet that
+        # sent it itself (its save was on the way across a reload) is not in conflict with anyone.
+        self.last_save_token = last_save_token
 
     def body(self) -> dict[str, Any]:
         """The JSON body, with the version now stored so a client can reload."""
         out = super().body()
         if self.current_version is not None:
             out["current_version"] = self.current_version
+        if self.last_save_token is not None:
+            out["last_save_token"] = self.last_save_token
         return out
 
 

@@ -144,6 +144,14 @@ class RoutingStepOut(BaseModel):
     done_at: dt.datetime | None = None
 
 
+class LateNoteOut(BaseModel):
+    """A form whose deadline the visit date has passed, and what follows."""
+
+    id: str
+    title: str
+    note: str
+
+
 class RoutingSlipOut(BaseModel):
     """A visit's routing slip."""
 
@@ -155,6 +163,7 @@ class RoutingSlipOut(BaseModel):
     status_token: str
     created: bool = Field(description="回付票が作成済みか")
     steps: list[RoutingStepOut]
+    late: list[LateNoteOut] = Field(default_factory=list, description="期限を過ぎた手続きと、その後の扱い")
 
 
 class MissedItem(BaseModel):

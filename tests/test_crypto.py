@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select, text, type_coerce, update
 from sqlalchemy.orm import Session
 
 from app import crypto
 from app.crypto import KeyError_, KeyRing
-from app.models import Case
+from app.models import Case, JSONType
 from app.services import cases
 from app.services.definitions import DefinitionRegistry
 
@@ -80,18 +81,24 @@ def test_database_holds_no_plain_my_number_or_account(db: Session, registry: Def
     assert loaded.answers["bank_account"]["account_number"] == "1234567"
 
 
-def test_rotation_reencrypts_with_the_new_key(db: Session, registry: DefinitionRegistry,
-                                              model_case_raw: dict[str, Any], restore_keyring: None) -> None:
+def test_reencrypt_moves_stored_values_to_the_new_key(db: Session, registry: DefinitionRegistry,
+                                                    model_case_raw: dict[str, Any], restore_keyring: None) -> None:
+    """The primitive the rotation job (app/services/key_rotation.py) applies to each stored case."""
     old_spec = _spec("old")
     crypto.configure(KeyRing.parse(old_spec))
     case = _create(db, registry, model_case_raw)
-    assert "enc:v1:old:" in _raw(db, case.id)
+    stored = db.execute(select(type_coerce(Case.answers, JSONType)).where(Case.id == case.id)).scalar_one()
+    assert "enc:v1:old:" in json.dumps(stored)
     new_spec = _spec("new")
-    crypto.configure(KeyRing.parse(f"{new_spec},{old_spec}"))
-    assert cases.reencrypt_all(db) >= 1
-    raw = _raw(db, case.id)
-    assert "enc:v1:old:" not in raw and raw.count("enc:v1:new:") == 5
-    crypto.configure(KeyRing.parse(new_spec))  # the old key can now be retired
+    ring = KeyRing.parse(f"{new_spec},{old_spec}")
+    assert crypto.stale_values(stored, ring) == 5
+    rotated, changed = crypto.reencrypt(stored, ring)
+    assert changed == 5
+    text_ = json.dumps(rotated)
+    assert "enc:v1:old:" not in text_ and text_.count("enc:v1:new:") == 5
+    assert crypto.stale_values(rotated, KeyRing.parse(new_spec)) == 0  # the old key can now be retired
+    db.execute(update(Case).where(Case.id == case.id).values({Case.answers: type_coerce(rotated, JSONType)}))
+    crypto.configure(KeyRing.parse(new_spec))
     db.expire_all()
     loaded = db.get(Case, case.id)
     assert loaded is not None and loaded.answers["household"]["members"][3]["my_number"] == "456789012346"

@@ -289,6 +289,10 @@ def _phone(value: Any, fdef: InterviewField) -> str:
 
 def _my_number(value: Any, fdef: InterviewField) -> str:
     text = re.sub(r"[\s-]", "", unicodedata.normalize("NFKC", _text(value, fdef)))
+    if text.startswith("*"):
+        # A masked number (********9018) that is not the stored one's mask: a tablet keeps only the mask of a
+        # number it could not save yet (never the number), so it must be typed again.
+        raise _Invalid("個人番号は伏せ字（********）のままでは保存できません。12桁をもう一度入力してください")
     if not re.fullmatch(r"[0-9]{12}", text):
         raise _Invalid("個人番号は12桁の数字（半角か全角の0〜9）で入力してください")
     if not is_valid_my_number(text):

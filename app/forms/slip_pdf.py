@@ -69,6 +69,8 @@ class SlipDocument:
     generated_label: str = ""
     title: str = "回付票"
     fee_total: int = 0
+    # Forms whose deadline has passed, with what follows: printed in a box above the table.
+    late: tuple[str, ...] = ()
 
 
 _NO_START = frozenset("、。，．,.）)」』】〕〉》］]｝}・：；:;！？!?ー…々ぁぃぅぇぉっゃゅょァィゥェォッャュョ")
@@ -224,6 +226,8 @@ class _Painter:
             self.text(c, left, url_top - (5 + 4.2 * i) * mm, line, 8.5)
 
         table_top = url_top - 14 * mm
+        if doc.late:
+            table_top = self._late_box(c, left, table_top + 3 * mm) - 4 * mm
         footer_h = 8 * mm
         lay = self.layout(table_top, MARGIN + footer_h)
         self._table(c, lay, left, table_top)
@@ -236,6 +240,21 @@ class _Painter:
         c.line(left, MARGIN + 5 * mm, right, MARGIN + 5 * mm)
         self.text(c, left, MARGIN + 3.5 * mm, doc.generated_label, 7)
         self.text(c, right, MARGIN + 3.5 * mm, f"{doc.case_number}　1 / 1", 7, "right")
+
+    def _late_box(self, c: Canvas, left: float, top: float) -> float:
+        """The passed deadlines in a thick box; returns the box's bottom."""
+        size = 9.5
+        lines = [("期限を過ぎた手続きがあります", size + 1)]
+        lines += [(t, size) for n in self.doc.late for t in _wrap(self.fonts, f"・{n}", size, self.width - 2 * PAD)]
+        height = sum(s * LEADING for _, s in lines) + 2 * PAD
+        c.setLineWidth(1.6)
+        c.setStrokeGray(0)
+        c.rect(left, top - height, self.width, height, stroke=1, fill=0)
+        y = top - PAD
+        for line, s in lines:
+            self.text(c, left + PAD, y, line, s)
+            y -= s * LEADING
+        return top - height
 
     def _table(self, c: Canvas, lay: _Layout, left: float, top: float) -> None:
         c.setLineWidth(0.6)

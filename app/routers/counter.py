@@ -22,6 +22,7 @@ from app.services import (
     cases,
     counter,
     documents,
+    page_previews,
     planned_visits,
     pre_entry,
     queue,
@@ -376,7 +377,27 @@ def review(request: Request, case_id: str, session: SessionDep, settings: Settin
         "summary": [] if problems else counter.household_summary(defs, case),
         "signers": signatures.signers(session, defs, case),
         "pre_changes": pre_entry.changes(session, defs=defs, case=case),
+        "late": documents.late_notes(documents.list_applications(defs, case)),
+        "previews": _previews_by_form(session, defs, case, settings) if forms else {},
     })
+
+
+def _previews_by_form(session: Any, defs: Any, case: Case, settings: Settings) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for p in page_previews.preview_pages(session, defs=defs, case=case, city_name=settings.city_name):
+        out.setdefault(p.instance_id, []).append(p)
+    return out
+
+
+@router.get("/counter/visits/{case_id}/preview/{version}/{index}.png")
+def preview_png(case_id: str, version: int, index: int, session: SessionDep, settings: SettingsDep,
+                defs: DefinitionsDep, user: PageCounterUser, client: ClientDep) -> Response:
+    """One page of the visit's forms as an image, for the review before signing (same access as the PDFs)."""
+    png = page_previews.preview_png(session, defs=defs, case_id=case_id, version=version, index=index,
+                                    city_name=settings.city_name)
+    audit.record(session, action=audit.CASE_READ, actor=user, case_id=case_id, target=f"preview page {index}",
+                 client=client)
+    return Response(png, media_type="image/png", headers=NO_STORE)
 
 
 @router.post("/counter/visits/{case_id}/roles")

@@ -167,19 +167,3 @@ def list_cases(session: Session, *, office: str, day: dt.date) -> list[Case]:
         select(Case).where(Case.office == office, Case.ticket_day == day).order_by(Case.ticket_number)
     ))
 
-
-def reencrypt_all(session: Session, *, batch: int = 200) -> int:
-    """Rewrite every case's answers so that they are encrypted with the current key."""
-    count = 0
-    last = ""
-    while True:
-        rows = list(session.scalars(select(Case).where(Case.id > last).order_by(Case.id).limit(batch)))
-        if not rows:
-            return count
-        for case in rows:
-            # Reading decrypted with whichever key; writing encrypts with the current one.
-            session.execute(update(Case).where(Case.id == case.id).values(answers=case.answers)
-                            .execution_options(synchronize_session=False))
-            count += 1
-        last = rows[-1].id
-        session.flush()

@@ -340,11 +340,17 @@ def autosave(
     if answers == case.answers:
         if expected_version != case.version:
             # Nothing to store, but the tab is behind: it must load the newer version first.
-            raise Conflict(current_version=case.version)
+            raise Conflict(current_version=case.version, last_save_token=cases.last_save_token(session, case))
         return Saved(case, errors, saved=False)
-    updated = cases.update_answers(session, defs=defs, case_id=case.id, answers=answers,
-                                   expected_version=expected_version, user=user, today=today, draft=True,
-                                   save_token=save_token)
+    try:
+        updated = cases.update_answers(session, defs=defs, case_id=case.id, answers=answers,
+                                       expected_version=expected_version, user=user, today=today, draft=True,
+                                       save_token=save_token)
+    except Conflict as exc:
+        # The 409 names the save that made the current version, so a tablet recognises its own.
+        if exc.current_version is not None:
+            exc.last_save_token = cases.last_save_token(session, case)
+        raise
     return Saved(updated, errors, saved=True)
 
 

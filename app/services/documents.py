@@ -19,9 +19,10 @@ from app.forms.handbook_pdf import render_handbook
 from app.forms.loader import DefinitionSet
 from app.forms.mapping import resolve_all, resolve_form, resolve_overlay, survey_totals, writing_saved
 from app.forms.print_checks import print_warnings
-from app.forms.render import RenderOptions, render_bundle, render_form
+from app.forms.render import RenderOptions, RenderResult, render_bundle, render_form
+from app.forms.wareki import format_wareki
 from app.models import Case, User, utcnow
-from app.services import signatures
+from app.services import masking, signatures
 from app.services.cases import get_case_or_raise, record_event
 
 SURVEY_HEADINGS = {"name": "name_written", "address": "address_written", "birth_date": "birth_date_written",
@@ -45,7 +46,7 @@ def application_view(defs: DefinitionSet, inst: Instance) -> dict[str, Any]:
     """An instance as the API shows it."""
     app = inst.application
     dep = defs.departments.get(app.department or "")
-    late = inst.deadline_passed(as_date(inst.scope.get("visit_date")))
+    note = late_note(inst)
     return {
         "id": inst.instance_id,
         "application_id": inst.application_id,
@@ -65,8 +66,8 @@ def application_view(defs: DefinitionSet, inst: Instance) -> dict[str, Any]:
         "external": inst.external,
         "after": list(app.after),
         "missing": [{"path": m.path, "label": m.label} for m in inst.missing],
-        "deadline_passed": late,
-        "late_note": (_late_note(inst) if late else None),
+        "deadline_passed": note is not None,
+        "late_note": note,
         "roles": [{"role": a.role_id, "label": a.label, "person_id": a.person_id, "name": a.person_name,
                    "chosen": a.chosen, "to_confirm": a.to_confirm, "signs": a.signs, "problem": a.problem}
                   for a in inst.roles.assignments],
@@ -75,11 +76,29 @@ def application_view(defs: DefinitionSet, inst: Instance) -> dict[str, Any]:
     }
 
 
-def _late_note(inst: Instance) -> str:
+def late_note(inst: Instance) -> str | None:
+    """What follows from a deadline passed by the visit date (None while in time).
+
+    The one wording of it: the side panel, the review before signing and the routing slip (HTML and PDF)
+    all show this text.
+    """
+    if not inst.deadline_passed(as_date(inst.scope.get("visit_date"))):
+        return None
     deadline = inst.application.deadline
     assert deadline is not None and inst.deadline is not None
-    text = f"期限（{inst.deadline:%Y-%m-%d}、{deadline.text}）を過ぎています。"
+    text = f"期限（{format_wareki(inst.deadline)}、{deadline.text}）を過ぎています。"
     return text + (deadline.late or "遅れた理由を確認し、担当課に伝えてください。")
+
+
+def late_notes(instances: list[Instance]) -> list[dict[str, str]]:
+    """The forms of a visit whose deadline has passed, each with its late note (one per title and note:
+    the 医療費助成 of two children is said once)."""
+    out: list[dict[str, str]] = []
+    for inst in instances:
+        note = late_note(inst)
+        if note is not None and not any(o["title"] == inst.title and o["note"] == note for o in out):
+            out.append({"id": inst.instance_id, "title": inst.title, "note": note})
+    return out
 
 
 def print_warnings_view(case: Case) -> list[dict[str, str]]:
@@ -112,6 +131,22 @@ def render_instance_pdf(
     pdf = render_form(form, options).pdf
     record_event(session, case, "form_printed", actor=actor, data={"instance": instance_id})
     return Pdf(pdf, f"{case.case_number}_{instance_id}.pdf")
+
+
+def render_form_pdfs(
+    session: Session, *, defs: DefinitionSet, case: Case, city_name: str,
+) -> list[tuple[Instance, RenderResult]]:
+    """Every form of the visit as it will print (each with its own signer's signature, if signed), without
+    recording a print, and with My Numbers and account numbers masked as on every screen (********9018):
+    the review's page previews are made from these."""
+    instances = determine(defs, masking.mask_answers(case.answers), case_number=case.case_number)
+    signed = signatures.form_signatures(session, case, list_applications(defs, case))
+    forms = resolve_all(defs, instances, case_number=case.case_number)
+    out = []
+    for inst, form in zip(instances, forms, strict=True):
+        options = _options(case, city_name=city_name, defs=defs, qr=f"kakanai:{case.case_number}:{inst.instance_id}")
+        out.append((inst, render_form(replace(form, signature=signed.get(inst.instance_id)), options)))
+    return out
 
 
 def render_overlay_pdf(

@@ -37,6 +37,7 @@ from app.forms.wareki import format_wareki
 from app.models import Case, CaseEvent, RoutingStep, User, utcnow
 from app.services import answer_sources, departments, readiness, signatures
 from app.services.cases import get_case_or_raise, record_event
+from app.services.documents import late_notes
 
 STEP_STATUSES = ("pending", "in_progress", "done", "needs_resident", "cancelled")
 FINISHED = readiness.FINISHED
@@ -365,6 +366,8 @@ def slip_view(session: Session, *, defs: DefinitionSet, case: Case) -> dict[str,
         "status_token": case.status_token,
         "created": bool(steps),
         "steps": [step_view(defs, s, steps, users, confirmation) for s in steps],
+        # Passed deadlines and what follows (the same notes as the counter's side panel and review).
+        "late": late_notes(determine(defs, case.answers, case_number=case.case_number, include_external=True)),
     }
 
 
@@ -877,7 +880,8 @@ def render_slip_pdf(
     doc = SlipDocument(
         city_name=city_name, office_name=office_name, case_number=case.case_number,
         ticket_label=f"{case.ticket_number:03d}", visit_date=visit_text, qr_url=resident_url(base_url, case),
-        rows=tuple(rows), notes=notes, generated_label=f"書かない窓口で作成　定義 {defs.fingerprint[:8]}",
+        rows=tuple(rows), notes=notes, late=tuple(f"{n['title']}：{n['note']}" for n in late_notes(instances)),
+        generated_label=f"書かない窓口で作成　定義 {defs.fingerprint[:8]}",
         fee_total=sum(i.fee_total for i in instances if not i.external),
     )
     return render_slip(doc, load_fonts()), f"{case.case_number}_routing_slip.pdf"

@@ -116,3 +116,14 @@ def screenshot(page: object, name: str) -> None:
     if SCREENSHOT_DIR:
         Path(SCREENSHOT_DIR).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(SCREENSHOT_DIR) / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def screenshot_of(page: Any, locator: Any, name: str, *, margin: int = 12) -> None:
+    """Save a screenshot of one part of the page (scrolled to the middle, clear of sticky bars)."""
+    if SCREENSHOT_DIR:
+        locator.evaluate("(e) => e.scrollIntoView({block: 'center'})")
+        box = locator.bounding_box()
+        clip = {"x": max(box["x"] - margin, 0), "y": max(box["y"] - margin, 0),
+                "width": box["width"] + 2 * margin, "height": box["height"] + 2 * margin}
+        Path(SCREENSHOT_DIR).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SCREENSHOT_DIR) / f"{name}.png"), clip=clip)

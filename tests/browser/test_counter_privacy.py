@@ -76,7 +76,9 @@ def test_after_logout_the_tablet_keeps_nothing_personal(page: Any, live_server: 
     page.locator("#save-state").click()
     page.wait_for_function("() => Object.keys(localStorage).some((k) => k.startsWith('kakanai:draft:'))")
     held = page.evaluate(STORAGE)
-    assert any("123456789019" in v for v in held["local"])  # the draft really held the number
+    assert any("尼崎" in v for v in held["local"])  # the draft really held personal data ...
+    assert not any("123456789019" in v for v in held["local"])  # ... but never the My Number (its mask only)
+    assert any("********9019" in v for v in held["local"])
     page.get_by_role("button", name="ログアウト").click()
     page.wait_for_url("**/login")
     left = page.evaluate(STORAGE)

@@ -19,6 +19,8 @@
   let again = false;
   let conflicted = false;
   let sendingToken = null;  // the id of the save on its way, if any
+  const ownTokens = [];     // ids of saves this tablet sent (also the one on its way across a reload)
+  let ownRetries = 0;
   let discarding = false;
   let retryDelay = 2000;
 
@@ -35,8 +37,36 @@
   function getPath(doc, path) {
     return path.split(".").reduce((n, k) => (n && typeof n === "object" ? n[k] : undefined), doc);
   }
-  function fieldValue(el) {
+  // ---- My Numbers: readable while the clerk reads them back, masked otherwise, never in storage --------
+  // The typed digits live only in this page's memory; the input shows them grouped 4-4-4 while it has the
+  // focus (or while 「表示」 is pressed) and ********9018 otherwise. The draft kept in localStorage holds the
+  // mask only: after a reload an unsaved number must be typed again (the server then says so at the field).
+  const myNumbers = new WeakMap();   // input -> the digits typed on this screen
+  function digitsOf(text) { return (text || "").normalize("NFKC").replace(/[\s-]/g, ""); }
+  function maskNumber(digits) { return digits.length > 4 ? "********" + digits.slice(-4) : "****"; }
+  function groupNumber(digits) { return digits.replace(/(\d{4})(?=\d)/g, "$1 "); }
+  function numberInput(el) { return el.querySelector("input:not([type=button])"); }
+  function showNumber(el, reveal) {
+    const input = numberInput(el);
+    const digits = input && myNumbers.get(input);
+    if (!digits) return;
+    input.value = reveal ? groupNumber(digits) : maskNumber(digits);
+    el.classList.toggle("revealed", reveal);
+  }
+  function typedNumber(el) {
+    // The number as typed (or the stored mask, or the page's text when nothing was typed).
+    const input = numberInput(el);
+    if (!input) return "";
+    if (myNumbers.has(input)) return myNumbers.get(input);
+    return digitsOf(input.value);
+  }
+  function fieldValue(el, forStorage) {
     const kind = el.dataset.kind;
+    if (kind === "my_number") {
+      const v = typedNumber(el);
+      if (!v) return undefined;
+      return forStorage && !v.startsWith("*") ? maskNumber(v) : v;
+    }
     if (kind === "choice") {
       const c = el.querySelector("input[type=radio]:checked");
       return c ? c.value : undefined;
@@ -71,11 +101,18 @@
       el.querySelectorAll("input[type=checkbox]").forEach((c) => { c.checked = Array.isArray(value) && value.includes(c.value); });
     } else if (kind === "address") {
       el.querySelectorAll("input[data-part]").forEach((i) => { i.value = (value && value[i.dataset.part]) || ""; });
+    } else if (kind === "my_number") {
+      const input = numberInput(el);
+      const v = value === undefined || value === null ? "" : String(value);
+      const digits = input && myNumbers.get(input);
+      // The server's mask of the number typed here: keep the digits (focus shows them again).
+      if (!(digits && (v === maskNumber(digits) || v === digits))) myNumbers.delete(input);
+      if (input) { if (myNumbers.has(input)) showNumber(el, el.contains(document.activeElement)); else input.value = v; }
     } else {
       const input = el.querySelector("input, textarea");
       if (input) input.value = value === undefined || value === null ? "" : Array.isArray(value) ? value.join("\n") : String(value);
     }
-    if (kind === "date") showDatePreview(el);
+    if (kind === "date") { partsFromText(el); showDatePreview(el); }
   }
   function topFields() {
     return Array.from(form.querySelectorAll(".field[data-path]")).filter((f) => !f.closest(".item") && !f.closest("template"));
@@ -83,17 +120,17 @@
   function repeatSections() { return Array.from(form.querySelectorAll("section[data-repeat]")); }
   function items(section) { return Array.from(section.querySelectorAll(":scope .items > .item")); }
 
-  function collect() {
+  function collect(forStorage) {
     const doc = {};
     topFields().forEach((el) => {
-      const v = fieldValue(el);
+      const v = fieldValue(el, forStorage);
       if (v !== undefined) setPath(doc, el.dataset.path, v);
     });
     repeatSections().forEach((section) => {
       const list = items(section).map((item) => {
         const obj = {};
         item.querySelectorAll(".field[data-key]").forEach((el) => {
-          const v = fieldValue(el);
+          const v = fieldValue(el, forStorage);
           if (v !== undefined) setPath(obj, el.dataset.key, v);
         });
         return obj;
@@ -163,7 +200,7 @@
   // ---- saving -------------------------------------------------------------------------------------
   function remember() {
     try {
-      localStorage.setItem(storeKey, JSON.stringify({ baseVersion: version, answers: collect(), at: Date.now(),
+      localStorage.setItem(storeKey, JSON.stringify({ baseVersion: version, answers: collect(true), at: Date.now(),
                                                       sending: sendingToken }));
     } catch (e) { /* storage full or disabled: the server copy still holds the last save */ }
   }
@@ -206,6 +243,8 @@
     // A random id for this save, remembered with the draft while it is on the way: after a reload the
     // page can tell its own save (the server keeps the id) from another tablet's.
     sendingToken = newToken();
+    ownTokens.push(sendingToken);
+    if (ownTokens.length > 20) ownTokens.shift();
     if (editCount !== savedEdit) remember();
     setState("保存中…", "pending");
     let res;
@@ -223,12 +262,25 @@
       return;
     }
     retryDelay = 2000;
+    if (res.status !== 409) ownRetries = 0;
     if (res.status === 401) {
       setState("ログインの有効期限が切れました。入力はこの端末に保管しています。ログインし直してください", "error");
       window.location.href = "/login?expired=1&next=" + encodeURIComponent(location.pathname);
       return;
     }
     if (res.status === 409) {
+      let info = null;
+      try { info = await res.json(); } catch (e) { info = null; }
+      // The newer version was made by this tablet's own save (it landed after a reload, or its answer was
+      // lost): not another tablet. Take that version and send this screen again, without asking.
+      if (info && info.last_save_token && ownTokens.includes(info.last_save_token) &&
+          Number.isInteger(info.current_version) && info.current_version > version && ownRetries < 5) {
+        ownRetries++;
+        version = info.current_version;
+        root.dataset.version = String(version);
+        again = true;
+        return;
+      }
       conflicted = true;
       conflictEl.hidden = false;
       setState("保存されていません（他の端末で更新済み）", "error");
@@ -382,8 +434,80 @@
     const out = el.querySelector("[data-preview]");
     if (!out) return;
     const input = el.querySelector("input");
-    const value = iso || (input && /^\d{4}-\d{2}-\d{2}$/.test(input.value.trim()) ? input.value.trim() : "");
+    const read = input ? readDate(input.value) : null;
+    const value = iso || (read && read.iso) || "";
     out.textContent = value ? "＝ " + wareki(value) + "（" + value + "）" : "";
+  }
+
+  // ---- dates on the numeric keypad: era buttons + 年・月・日 digits <-> the date text -------------------
+  // The text input stays the value that is sent; the server reads it (app/forms/wareki.py) and reports a
+  // field error for a date that does not exist or lies outside its era. This only mirrors the two ways in.
+  const ERA_CODES = { "令和": "R", "令": "R", "R": "R", "平成": "H", "平": "H", "H": "H", "昭和": "S", "昭": "S",
+                      "S": "S", "大正": "T", "大": "T", "T": "T", "明治": "M", "明": "M", "M": "M" };
+  const ERA_NAMES = { R: "令和", H: "平成", S: "昭和", T: "大正", M: "明治" };
+  const ERA_START = { R: "2019-05-01", H: "1989-01-08", S: "1926-12-25", T: "1912-07-30", M: "1868-10-23" };
+  const ERA_END = { H: "2019-04-30", S: "1989-01-07", T: "1926-12-24", M: "1912-07-29" };
+  function pad2(n) { return String(n).padStart(2, "0"); }
+  function isoOf(y, m, d) {
+    const date = new Date(Date.UTC(y, m - 1, d));
+    if (date.getUTCFullYear() !== y || date.getUTCMonth() !== m - 1 || date.getUTCDate() !== d) return "";
+    return String(y).padStart(4, "0") + "-" + pad2(m) + "-" + pad2(d);
+  }
+  function readDate(text) {
+    // {era: "R"|"AD", y, m, d, iso} from what was typed; iso is "" for a date that does not exist.
+    const t = (text || "").normalize("NFKC").replace(/\s+/g, "").toUpperCase();
+    let m = /^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$/.exec(t) || /^(\d{4})(\d{2})(\d{2})$/.exec(t);
+    if (m) {
+      const y = +m[1], mo = +m[2], d = +m[3];
+      return { era: "AD", y: y, m: mo, d: d, iso: isoOf(y, mo, d) };
+    }
+    m = /^(令和|平成|昭和|大正|明治|令|平|昭|大|明|R|H|S|T|M)(\d{1,2}|元)[-/.年](\d{1,2})[-/.月](\d{1,2})日?$/.exec(t);
+    if (!m) return null;
+    const era = ERA_CODES[m[1]];
+    const ey = m[2] === "元" ? 1 : +m[2];
+    const y = +ERA_START[era].slice(0, 4) + ey - 1, mo = +m[3], d = +m[4];
+    let iso = ey >= 1 ? isoOf(y, mo, d) : "";
+    if (iso && (iso < ERA_START[era] || (ERA_END[era] && iso > ERA_END[era]))) iso = "";
+    return { era: era, y: ey, m: mo, d: d, iso: iso };
+  }
+  function dateParts(el) {
+    const box = el.querySelector("[data-date-parts]");
+    if (!box) return null;
+    return { box: box, y: box.querySelector("[data-date-part=y]"), m: box.querySelector("[data-date-part=m]"),
+             d: box.querySelector("[data-date-part=d]"),
+             era: () => { const c = box.querySelector("[data-date-part=era]:checked"); return c ? c.value : "R"; },
+             setEra: (code) => box.querySelectorAll("[data-date-part=era]").forEach((r) => { r.checked = r.value === code; }) };
+  }
+  function partsFromText(el) {
+    // Typed (or restored) text -> era buttons and digits; a date in 明治 is shown in 西暦.
+    const p = dateParts(el);
+    const input = el.querySelector("input");
+    if (!p || !input) return;
+    const read = readDate(input.value);
+    if (!read) { if (!input.value.trim()) { p.y.value = ""; p.m.value = ""; p.d.value = ""; } return; }
+    if (read.era === "M" && read.iso) {
+      p.setEra("AD"); p.y.value = read.iso.slice(0, 4);
+    } else if (read.era === "AD" && read.iso && !p.box.dataset.touched) {
+      // A stored ISO date is shown in the era the forms print (the clerk may switch to 西暦).
+      const w = /^(\D+)(元|\d+)年/.exec(wareki(read.iso));
+      const code = w ? ERA_CODES[w[1]] : "AD";
+      if (code && code !== "M") { p.setEra(code); p.y.value = w[2] === "元" ? "1" : w[2]; } else { p.setEra("AD"); p.y.value = String(read.y); }
+    } else {
+      p.setEra(read.era); p.y.value = String(read.y);
+    }
+    p.m.value = String(read.m); p.d.value = String(read.d);
+  }
+  function textFromParts(el) {
+    // Era buttons and digits -> the date text the server reads (令和8年4月6日 / 2026年4月6日).
+    const p = dateParts(el);
+    const input = el.querySelector("input");
+    if (!p || !input) return;
+    p.box.dataset.touched = "1";
+    [p.y, p.m, p.d].forEach((i) => { i.value = i.value.normalize("NFKC").replace(/\D/g, ""); });
+    const y = p.y.value, m = p.m.value, d = p.d.value;
+    if (!y && !m && !d) { input.value = ""; return; }
+    const era = p.era();
+    input.value = (era === "AD" ? "" : ERA_NAMES[era]) + y + "年" + m + "月" + d + "日";
   }
   function localCheck(el) {
     const kind = el.dataset.kind;
@@ -391,7 +515,7 @@
     const msg = el.querySelector(".error");
     if (!input || !msg) return;
     if (kind === "my_number") {
-      const v = input.value.replace(/[\s-]/g, "").normalize("NFKC");
+      const v = typedNumber(el);
       if (v && !v.startsWith("*")) {
         const bad = v.length === 12 && !myNumberOk(v) ? "個人番号の検査用数字（最後の1桁）が正しくありません。番号を確かめてください"
           : v.length > 12 || /\D/.test(v) ? "個人番号は12桁の数字です" : "";
@@ -425,10 +549,26 @@
   // ---- events -------------------------------------------------------------------------------------
   form.addEventListener("input", (ev) => {
     const el = ev.target.closest(".field");
+    if (el && el.dataset.kind === "my_number" && ev.target === numberInput(el)) {
+      const digits = digitsOf(ev.target.value);
+      if (digits && !digits.includes("*")) {
+        myNumbers.set(ev.target, digits);
+        const atEnd = ev.target.selectionStart === ev.target.value.length;
+        if (/^\d*$/.test(digits) && digits.length <= 12) {
+          ev.target.value = groupNumber(digits);
+          if (atEnd) ev.target.setSelectionRange(ev.target.value.length, ev.target.value.length);
+        }
+      } else {
+        myNumbers.delete(ev.target);
+      }
+    }
     if (el) {
       localCheck(el);
       if (ev.target.classList.contains("postal")) postalFill(el, ev.target);
-      if (el.dataset.kind === "date") showDatePreview(el);
+      if (el.dataset.kind === "date") {
+        if (ev.target.dataset.datePart) textFromParts(el); else partsFromText(el);
+        showDatePreview(el);
+      }
     }
     if (!ev.isComposing) edited();
   });
@@ -436,6 +576,14 @@
     const el = ev.target.closest(".field");
     if (el && el.dataset.kind === "kana" && ev.target.value) ev.target.value = toKatakana(ev.target.value);
     edited();
+  });
+  form.addEventListener("focusin", (ev) => {
+    const el = ev.target.closest(".field[data-kind=my_number]");
+    if (el && ev.target === numberInput(el)) showNumber(el, true);
+  });
+  form.addEventListener("focusout", (ev) => {
+    const el = ev.target.closest(".field[data-kind=my_number]");
+    if (el && ev.target === numberInput(el) && !el.querySelector(".reveal[aria-pressed=true]")) showNumber(el, false);
   });
   form.addEventListener("focusout", () => { if (editCount !== savedEdit && !conflicted) { clearTimeout(timer); save(); } });
   form.addEventListener("click", (ev) => {
@@ -515,15 +663,35 @@
       (el.querySelector(".label-row") || el.querySelector("legend") || el).appendChild(button);
     });
   }
+  function addReveal(scope) {
+    scope.querySelectorAll(".field[data-kind=my_number]").forEach((el) => {
+      if (el.closest("template") || el.querySelector(".reveal")) return;
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "button small secondary reveal";
+      button.textContent = "表示";
+      button.setAttribute("aria-pressed", "false");
+      button.setAttribute("aria-label", "個人番号を表示");
+      button.addEventListener("click", () => {
+        const on = button.getAttribute("aria-pressed") !== "true";
+        button.setAttribute("aria-pressed", on ? "true" : "false");
+        button.textContent = on ? "隠す" : "表示";
+        showNumber(el, on);
+      });
+      (el.querySelector(".label-row") || el).appendChild(button);
+    });
+  }
+  addReveal(form);
   form.querySelectorAll(".items > .item").forEach(addSameAsHead);
   new MutationObserver((records) => records.forEach((r) => r.addedNodes.forEach((n) => {
-    if (n.nodeType === 1 && n.classList.contains("item")) addSameAsHead(n);
+    if (n.nodeType === 1 && n.classList.contains("item")) { addSameAsHead(n); addReveal(n); }
   }))).observe(form, { childList: true, subtree: true });
 
   // ---- start: restore what this tablet had not saved yet ------------------------------------------
-  form.querySelectorAll(".field[data-kind=date]").forEach((el) => showDatePreview(el));
+  form.querySelectorAll(".field[data-kind=date]").forEach((el) => { if (!el.closest("template")) { partsFromText(el); showDatePreview(el); } });
   let draft = null;
   try { draft = JSON.parse(localStorage.getItem(storeKey) || "null"); } catch (e) { draft = null; }
+  if (draft && draft.sending) ownTokens.push(draft.sending);
   if (draft && draft.answers) {
     const ownSave = draft.sending && draft.sending === root.dataset.lastSave && draft.baseVersion < version;
     if (draft.baseVersion === version || ownSave) {
