@@ -78,8 +78,7 @@ def test_a_changed_japanese_text_shows_as_missing_and_its_old_translation_as_unu
 
 @pytest.mark.parametrize(("text", "message"), [
     ("applications: [a, b]\n", "applications は「元の文: 訳」の対応表にしてください"),
-    ("titles: {}
-", "最上位には applications, documents, deadlines, external, notes, questions だけを書いてください"),
+    ("titles: {}\n", "最上位には applications, documents, deadlines, external, notes, questions だけを書いてください"),
     ("documents:\n  転出証明書: ''\n", "documents.転出証明書: 訳を文字列で書いてください"),
     ("documents: [\n", "YAML として読めません"),
 ])
