@@ -291,7 +291,7 @@ def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         engine.dispose()
     if not report.ok:
-        print(f"{len(report.stale)} cases still hold values that key {ring.current} alone cannot decrypt "
+        print(f"{len(report.stale)} rows still hold values that key {ring.current} alone cannot decrypt "
               f"after {report.passes} passes (first: {', '.join(report.stale[:5])}); keep the old keys configured "
               "and run this again", file=sys.stderr)
         return 1

@@ -14,6 +14,11 @@ short transactions of its own) rather than a request service:
    is not refused as stale.
 3. Verify that every stored value decrypts with the new key alone before reporting success;
    rows that do not (saved under the old key meanwhile) are rewritten again, a few passes at most.
+4. The other encrypted columns (notice targets, booking e-mail addresses, phone pre-entry drafts and
+   their copies kept with a visit, imported planned visits) are re-encrypted row by row: a whole-value
+   ciphertext is replaced only if it is still the one read (compare-and-set on the ciphertext itself),
+   a planned visit's answers under a row lock in a short transaction of their own. Those that do not
+   decrypt with the new key afterwards are reported like cases (`table:id`).
 """
 
 from __future__ import annotations
@@ -23,12 +28,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, type_coerce, update
+from sqlalchemy import Text, select, type_coerce, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import crypto
 from app.errors import AppError
-from app.models import Case, JSONType
+from app.models import (
+    Appointment,
+    Case,
+    JSONType,
+    NoticeSubscription,
+    PlannedVisit,
+    PreEntryDraft,
+    PreEntryOriginal,
+)
 from app.services import instances
 
 MAX_PASSES = 5
@@ -173,11 +186,75 @@ def stale_cases(factory: sessionmaker[Session], ring: crypto.KeyRing, *, batch: 
         last = rows[-1].id
 
 
+# Columns encrypted as one whole value under one field name: (model, primary key, column, field).
+SEALED_COLUMNS = (
+    (NoticeSubscription, NoticeSubscription.id, NoticeSubscription.target, "notice_target"),
+    (Appointment, Appointment.id, Appointment.email, "notice_target"),
+    (PreEntryDraft, PreEntryDraft.id, PreEntryDraft.answers, "pre_entry_answers"),
+    (PreEntryOriginal, PreEntryOriginal.case_id, PreEntryOriginal.answers, "pre_entry_original"),
+)
+
+
+def _rotate_sealed(factory: sessionmaker[Session], ring: crypto.KeyRing, report: RotationReport) -> list[str]:
+    """Re-encrypt the whole-value columns; returns `table:id` of the values still not under the new key."""
+    only = ring.only_current()
+    stale: list[str] = []
+    for model, pk, column, field_name in SEALED_COLUMNS:
+        raw = type_coerce(column, Text)
+        with factory() as session:
+            conn = session.connection(execution_options={"sqlite_begin": "DEFERRED"})
+            rows = conn.execute(select(pk, raw).where(column.is_not(None))).all()
+        for key, token in rows:
+            try:
+                only.decrypt(token, field=field_name)
+                continue  # already under the new key
+            except crypto.KeyError_:
+                pass
+            try:
+                fresh = ring.encrypt(ring.decrypt(token, field=field_name), field=field_name)
+            except crypto.KeyError_:
+                stale.append(f"{model.__tablename__}:{key}")
+                continue
+            with factory.begin() as session:
+                # Only if nobody replaced the value meanwhile (a new value is written under the new key).
+                report.rewritten += session.execute(
+                    update(model).where(pk == key, raw == token).values({column: type_coerce(fresh, Text)})
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+    return stale
+
+
+def _rotate_planned(factory: sessionmaker[Session], ring: crypto.KeyRing, report: RotationReport) -> list[str]:
+    """Re-encrypt imported planned visits' answers (each under a row lock); returns the stale ones."""
+    raw = type_coerce(PlannedVisit.answers, JSONType)
+    with factory() as session:
+        conn = session.connection(execution_options={"sqlite_begin": "DEFERRED"})
+        ids = list(conn.scalars(select(PlannedVisit.id)))
+    stale: list[str] = []
+    for visit_id in ids:
+        with factory.begin() as session:
+            doc = session.execute(select(raw).where(PlannedVisit.id == visit_id).with_for_update()).scalar_one_or_none()
+            if doc is None:
+                continue
+            try:
+                fresh, changed = crypto.reencrypt(doc, ring)
+            except crypto.KeyError_:
+                stale.append(f"planned_visits:{visit_id}")
+                continue
+            if changed:
+                session.execute(update(PlannedVisit).where(PlannedVisit.id == visit_id)
+                                .values({PlannedVisit.answers: type_coerce(fresh, JSONType)})
+                                .execution_options(synchronize_session=False))
+                report.rewritten += 1
+    return stale
+
+
 def rotate(
     factory: sessionmaker[Session], *, ring: crypto.KeyRing, window: dt.timedelta, batch: int = 200,
     progress: Callable[[RotationReport], None] | None = None,
 ) -> RotationReport:
-    """Re-encrypt every case under `ring.current` and verify; raises RotationRefused (see the module)."""
+    """Re-encrypt every case and every other encrypted column under `ring.current` and verify; raises
+    RotationRefused (see the module)."""
     with factory() as session:
         session.connection(execution_options={"sqlite_begin": "DEFERRED"})
         problems = check_instances(session, key_id=ring.current, window=window)
@@ -202,4 +279,5 @@ def rotate(
         if not report.stale:
             break
         todo = list(report.stale)
+    report.stale += _rotate_sealed(factory, ring, report) + _rotate_planned(factory, ring, report)
     return report
