@@ -5,11 +5,12 @@
 #                                         driver (browser tests), pcscd with vsmartcard's virtual reader driver
 #                                         (card bridge tests), swig + libpcsclite-dev to build pyscard, and npm
 #                                         for the browser tests' axe-core (`npm ci --prefix tests/browser/js`):
-#                                         what `make test` and .ci/run install
+#                                         what `make test` and .ci/run install; and Korean and Chinese
+#                                         fonts so the screenshots of the resident pages show 한국어 / 简体中文
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNTIME=(fonts-ipaexfont fonts-ipamj-mincho)
-TEST=(poppler-utils chromium chromium-driver pcscd vsmartcard-vpcd libpcsclite-dev swig)
+TEST=(poppler-utils chromium chromium-driver pcscd vsmartcard-vpcd libpcsclite-dev swig fonts-nanum fonts-wqy-microhei)
 case "${1:-all}" in
   runtime) PACKAGES=("${RUNTIME[@]}"); WANT_NPM=0 ;;
   all | test) PACKAGES=("${RUNTIME[@]}" "${TEST[@]}"); WANT_NPM=1 ;;
