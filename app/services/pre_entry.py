@@ -26,6 +26,7 @@ from app import crypto
 from app.errors import AppError, NotFound, ValidationFailed
 from app.forms.answers import PASSTHROUGH_KEYS
 from app.forms.loader import DefinitionSet
+from app.forms.paths import get_path
 from app.models import Case, PreEntryDraft, PreEntryOriginal, User, utcnow
 from app.services import answer_sources, cases, counter, masking
 
@@ -218,15 +219,6 @@ def _leaves(doc: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return [(prefix, doc)]
 
 
-def _get(doc: Any, path: str) -> Any:
-    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
-        if part.startswith("["):
-            index = int(part[1:-1])
-            doc = doc[index] if isinstance(doc, list) and index < len(doc) else None
-        else:
-            doc = doc.get(part) if isinstance(doc, dict) else None
-    return doc
-
 
 def _clean(partial: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, str]]]:
     """Drop what a resident may not set (annotations, roles, counts) and strings longer than MAX_STRING."""
@@ -280,7 +272,7 @@ def write_answers(session: Session, *, defs: DefinitionSet, draft: PreEntryDraft
     draft.updated_at = now or utcnow()
     failed = {e["field"] for e in errors}
     written = [path for path, _ in _leaves(_merge({}, cleaned))
-               if path not in failed and _get(stored, path) is not None]
+               if path not in failed and get_path(stored, path) is not None]
     session.flush()
     return Written(stored=written, errors=errors, answers=stored)
 
@@ -340,11 +332,11 @@ def _by_member_path(answers: dict[str, Any], path: str) -> tuple[Any, str]:
     """Value at an answer-sources path (household.members.<id>.x) and its concrete screen path."""
     match = re.match(r"^household\.members\.([^.]+)\.(.+)$", path)
     if not match:
-        return _get(answers, path), path
+        return get_path(answers, path), path
     members = (answers.get("household") or {}).get("members") or []
     for i, member in enumerate(members):
         if isinstance(member, dict) and member.get("id") == match.group(1):
-            return _get(member, match.group(2)), f"household.members[{i}].{match.group(2)}"
+            return get_path(member, match.group(2)), f"household.members[{i}].{match.group(2)}"
     return None, ""
 
 

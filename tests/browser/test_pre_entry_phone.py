@@ -5,7 +5,6 @@ stored answers equal the model household and the phone's browser storage holds n
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from app.forms.paths import get_path
 from app.models import AnswerSource, Case
 from tests.browser.axe import assert_clean
 from tests.browser.conftest import SCREENSHOT_DIR, TABLET, LiveServer, screenshot
@@ -41,15 +41,6 @@ def tablet(browser: Any) -> Iterator[Any]:
     yield context.new_page()
     context.close()
 
-
-def value_at(doc: Any, path: str) -> Any:
-    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
-        if part.startswith("["):
-            index = int(part[1:-1])
-            doc = doc[index] if isinstance(doc, list) and index < len(doc) else None
-        else:
-            doc = doc.get(part) if isinstance(doc, dict) else None
-    return doc
 
 
 def answer_screen(page: Any, value: Any) -> None:
@@ -117,7 +108,7 @@ def test_model_household_entered_on_a_phone_and_handed_over_by_qr(live_server: L
             assert_clean(page, "pre question (choice)")
         if key == "address":
             assert_clean(page, "pre question (address)")
-        answer_screen(page, value_at(expected, key))
+        answer_screen(page, get_path(expected, key))
         page.wait_for_load_state()
     else:
         pytest.fail(f"no hand-off screen after {MAX_SCREENS} screens: {seen[-5:]}")
