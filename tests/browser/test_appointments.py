@@ -93,7 +93,7 @@ def test_a_booking_checked_in_goes_first(server: LiveServer, browser: Any) -> No
             expect(desk.locator("#bookings")).to_contain_text(code)
             assert_clean(desk, "staff bookings screen")
             # Book a second slot for a caller on the phone, so the screen shows both channels.
-            desk.get_by_label("ご用件と窓口").select_option("kodomo:birth")
+            desk.get_by_label("ご用件と窓口").select_option("kodomo:childcare")
             desk.get_by_role("button", name="次へ").click()
             desk.get_by_label("予約日（開庁日のみ）").select_option(DAY.isoformat())
             desk.get_by_role("button", name="空き時間を見る").click()

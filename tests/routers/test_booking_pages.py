@@ -74,7 +74,7 @@ def test_full_slot_and_bad_email_come_back_in_the_residents_language(client: Tes
 def test_staff_books_for_a_caller_lists_the_day_and_checks_in_by_code(client: TestClient, db: Session) -> None:
     make_user(db, "desk_booking", "counter")
     csrf = browser_login(client, "desk_booking", "/counter")
-    res = client.post("/reception/bookings", data={"csrf_token": csrf, "purpose": "kodomo:birth",
+    res = client.post("/reception/bookings", data={"csrf_token": csrf, "purpose": "kodomo:childcare",
                                                    "slot_day": "2026-12-01", "start": "2026-12-01T09:20:00+09:00"},
                       headers=HTML, follow_redirects=False)
     assert res.status_code == 303, res.text
@@ -82,7 +82,7 @@ def test_staff_books_for_a_caller_lists_the_day_and_checks_in_by_code(client: Te
     listing = client.get(res.headers["location"], headers=HTML)
     assert f"{code[:5]}-{code[5:]}" in listing.text and "電話（職員）" in listing.text and "09:20" in listing.text
     # The slot (capacity 1) is now full for the phone page as well.
-    full = client.post("/booking?lang=ja", data={"purpose": "kodomo:birth", "start": "2026-12-01T09:20:00+09:00"},
+    full = client.post("/booking?lang=ja", data={"purpose": "kodomo:childcare", "start": "2026-12-01T09:20:00+09:00"},
                        headers=HTML)
     assert full.status_code == 409 and "いっぱい" in full.text
     bad = client.post("/reception/check-in", data={"csrf_token": csrf, "code": "AAAAA-AAAAA"}, headers=HTML)
@@ -121,7 +121,7 @@ def test_api_slots_booking_cancel_and_check_in(client: TestClient, counter_heade
     assert slots[0]["start"] == "2026-12-01T09:00:00+09:00" and slots[0]["bookable"] is False  # started at NOW
     assert slots[1]["free"] == 1 and slots[1]["bookable"] is True
     assert client.get("/api/v1/booking/slots", params={"queue": "kodomo", "day": "2026-12-29"}).json() == []
-    body = {"queue": "kodomo", "life_event": "birth", "start": "2026-12-01T09:20:00+09:00"}
+    body = {"queue": "kodomo", "life_event": "childcare", "start": "2026-12-01T09:20:00+09:00"}
     made = client.post("/api/v1/booking", json=body)
     assert made.status_code == 201 and made.json()["status"] == "booked" and made.json()["channel"] == "web"
     code = made.json()["code"]

@@ -37,7 +37,7 @@ def at(day: dt.date, hm: str) -> dt.datetime:
 
 
 def book(db: Session, registry: DefinitionRegistry, off: str, start: dt.datetime, *, queue_id: str = "kodomo",
-         event: str = "birth", now: dt.datetime = NOW, email: str = "") -> Appointment:
+         event: str = "childcare", now: dt.datetime = NOW, email: str = "") -> Appointment:
     return appointments.book(db, defs=registry.current, office=off, queue_id=queue_id, life_event=event,
                              start=start, tz=TZ, email=email, now=now)
 
@@ -174,7 +174,7 @@ def test_two_bookings_racing_for_the_last_place_one_wins(engine: Engine, registr
         barrier.wait()
         try:
             with factory.begin() as session:
-                appointments.book(session, defs=registry.current, office=off, queue_id="kodomo", life_event="birth",
+                appointments.book(session, defs=registry.current, office=off, queue_id="kodomo", life_event="childcare",
                                   start=at(DAY, "10:20"), tz=TZ, now=NOW)
             result = "booked"
         except Conflict as exc:
