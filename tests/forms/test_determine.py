@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from app.forms.determine import determine
-from app.forms.loader import DefinitionSet, load_definitions
+from app.forms.loader import DefinitionSet
 from app.forms.mapping import resolve_all, survey_totals, writing_saved
 from app.settings import PROJECT_ROOT
 from tests.conftest import MODEL_CASE
@@ -17,11 +17,6 @@ MODEL_EXPECTED = [
     "jumin_tennyu", "mynumber_keizoku-m1", "jido_teate", "kodomo_iryo-m3", "kodomo_iryo-m4",
     "hoiku_nyusho-m4", "tennyu_gaku-m3", "nyuyoji_kenshin-m4",
 ]
-
-
-@pytest.fixture(scope="module")
-def defs() -> DefinitionSet:
-    return load_definitions(PROJECT_ROOT / "form_definitions")
 
 
 @pytest.fixture

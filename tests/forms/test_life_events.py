@@ -13,7 +13,7 @@ from app.forms.answers import validate_answers
 from app.forms.context import build_context
 from app.forms.determine import determine
 from app.forms.expr import compile_expr
-from app.forms.loader import DefinitionSet, load_definitions
+from app.forms.loader import DefinitionSet
 from app.forms.mapping import resolve_all
 from app.settings import PROJECT_ROOT
 
@@ -36,11 +36,6 @@ EXPECTED: dict[str, list[str]] = {
     "model_move_in_lone_parent": ["jumin_tennyu", "kokuho_shutoku", "jido_teate", "kodomo_iryo-m2", "nyuyoji_kenshin-m2",
                                   "jido_fuyo_teate", "hitorioya_iryo"],
 }
-
-
-@pytest.fixture(scope="module")
-def defs() -> DefinitionSet:
-    return load_definitions(PROJECT_ROOT / "form_definitions")
 
 
 def _household(name: str) -> dict[str, Any]:

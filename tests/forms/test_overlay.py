@@ -15,26 +15,13 @@ from reportlab.lib.units import mm
 
 from app.forms.calibration import calibration_marks, render_calibration
 from app.forms.determine import determine
-from app.forms.fonts import FontSet, load_fonts
-from app.forms.loader import DefinitionSet, load_definitions
+from app.forms.fonts import FontSet
+from app.forms.loader import DefinitionSet
 from app.forms.mapping import resolve_overlay
 from app.forms.render import RenderOptions, render_form
 from app.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils not installed")
-
-
-@pytest.fixture(scope="module")
-def defs() -> DefinitionSet:
-    return load_definitions(PROJECT_ROOT / "form_definitions")
-
-
-@pytest.fixture(scope="module")
-def fonts() -> FontSet:
-    fontset = load_fonts()
-    if fontset.fallback:
-        pytest.skip("IPA TrueType fonts not installed")
-    return fontset
 
 
 def words(pdf: bytes, tmp_path: Path) -> list[tuple[float, float, float, float, str]]:

@@ -17,8 +17,8 @@ from pypdf import PdfReader
 from reportlab.lib.units import mm
 
 from app.forms.determine import determine
-from app.forms.fonts import FontSet, load_fonts
-from app.forms.loader import DefinitionSet, load_definitions
+from app.forms.fonts import FontSet
+from app.forms.loader import DefinitionSet
 from app.forms.mapping import resolve_overlay
 from app.forms.render import RenderOptions, render_form
 from app.settings import PROJECT_ROOT
@@ -34,19 +34,6 @@ FORMS = {
                      {"夫 氏名": "常光寺", "妻 よみかた": "ジョウコウジ", "妻 生年月日": "昭和63年10月10日",
                       "連絡先": "090-6789-0123"}),
 }
-
-
-@pytest.fixture(scope="module")
-def defs() -> DefinitionSet:
-    return load_definitions(PROJECT_ROOT / "form_definitions")
-
-
-@pytest.fixture(scope="module")
-def fonts() -> FontSet:
-    fontset = load_fonts()
-    if fontset.fallback:
-        pytest.skip("IPA TrueType fonts not installed")
-    return fontset
 
 
 def overlay_pdf(defs: DefinitionSet, fonts: FontSet, app_id: str, *, offset: tuple[float, float] = (0.0, 0.0),

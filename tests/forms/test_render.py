@@ -25,7 +25,7 @@ from pypdf.generic import ContentStream
 from reportlab.lib.units import mm
 from reportlab.pdfgen import canvas as rl_canvas
 
-from app.forms.fonts import FontSet, load_fonts
+from app.forms.fonts import FontSet
 from app.forms.render import RenderOptions, RenderResult, render_bundle, render_form
 from app.forms.resolved import ResolvedCell, ResolvedForm, ResolvedRow, ResolvedSection, ResolvedTable
 from app.forms.schema import Choice, FormField, Layout, Placement, Row, Section, Table
@@ -46,14 +46,6 @@ ROW_MM = 9.0
 
 
 # --- building forms by hand ------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def fonts() -> FontSet:
-    fontset = load_fonts()
-    if fontset.fallback:
-        pytest.skip("IPA TrueType fonts not installed")
-    return fontset
 
 
 @pytest.fixture(scope="module")

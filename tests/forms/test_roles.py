@@ -18,11 +18,6 @@ from tests.conftest import MODEL_CASE
 TODAY = dt.date(2026, 4, 6)
 
 
-@pytest.fixture(scope="module")
-def defs() -> DefinitionSet:
-    return load_definitions(PROJECT_ROOT / "form_definitions")
-
-
 @pytest.fixture
 def model() -> dict[str, Any]:
     return json.loads(MODEL_CASE.read_text(encoding="utf-8"))

@@ -26,11 +26,6 @@ from app.settings import PROJECT_ROOT
 HOUSEHOLDS = PROJECT_ROOT / "bench" / "households"
 
 
-@pytest.fixture(scope="module")
-def defs() -> DefinitionSet:
-    return load_definitions(PROJECT_ROOT / "form_definitions")
-
-
 def household(name: str) -> dict[str, Any]:
     return json.loads((HOUSEHOLDS / f"{name}.json").read_text(encoding="utf-8"))
 

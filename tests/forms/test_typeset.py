@@ -10,20 +10,12 @@ import pytest
 from pypdf import PdfReader
 from reportlab.lib.units import mm
 
-from app.forms.fonts import ROLE_NAME, ROLE_TEXT, FontSet, load_fonts
+from app.forms.fonts import ROLE_NAME, ROLE_TEXT, FontSet
 from app.forms.print_checks import print_warnings
 from app.forms.render import render_form
 from app.forms.transforms import apply_transform
 from app.forms.typeset import NO_END, NO_START, Measure
 from tests.forms.test_render import cell, make_form, options, row, section, spec, table
-
-
-@pytest.fixture(scope="module")
-def fonts() -> FontSet:
-    fontset = load_fonts()
-    if fontset.fallback:
-        pytest.skip("IPA TrueType fonts not installed")
-    return fontset
 
 
 def runs(pdf: bytes, page: int = 0) -> list[tuple[str, float, str]]:
