@@ -6,6 +6,7 @@ Nothing personal: the place, the time, the booking code and the page to cancel i
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import icalendar
 from babel.dates import format_date
@@ -25,6 +26,8 @@ WHEN = N_("日時: %(when)s")
 WHERE = N_("場所: %(where)s")
 CODE = N_("予約番号: %(code)s")
 SHOW = N_("当日は受付で予約番号かQRコードをお見せください。")
+ICS_SUMMARY = N_("%(city)s 窓口の予約（%(where)s）")
+ICS_CANCEL = N_("取り消し・確認: %(url)s")
 
 
 def booking_url(base_url: str, row: Appointment) -> str:
@@ -44,19 +47,33 @@ def ics(row: Appointment, *, defs: DefinitionSet, city_name: str, base_url: str,
     event.add("dtstamp", now.astimezone(dt.UTC))
     event.add("dtstart", row.start_at.astimezone(dt.UTC))
     event.add("dtend", row.end_at.astimezone(dt.UTC))
-    item = defs.appointments.get(row.queue)
-    label = appointments.queue_label(defs, item) if item else appointments.where(defs, row.queue)
-    event.add("summary", f"{city_name} 窓口の予約（{label}）")
-    event.add("location", f"{city_name} {appointments.where(defs, row.queue)}")
+    lang = i18n.normalize(row.language) or i18n.DEFAULT
+    gettext = i18n.gettext_for(lang)
+    place = where(defs, row.queue, gettext)
+    if lang == "ja":
+        item = defs.appointments.get(row.queue)
+        label = appointments.queue_label(defs, item) if item else place
+    else:  # the department's name in the booker's language (the queue's own name is Japanese only)
+        label = place
+    event.add("summary", gettext(ICS_SUMMARY) % {"city": city_name, "where": label})
+    event.add("location", f"{city_name} {place}")
     event.add("description", "\n".join([
-        f"予約番号: {appointments.display_code(row.code)}",
-        "受付でこの番号（またはQRコード）をお見せください。",
-        f"取り消し・確認: {booking_url(base_url, row)}",
+        gettext(CODE) % {"code": appointments.display_code(row.code)},
+        gettext(SHOW),
+        gettext(ICS_CANCEL) % {"url": booking_url(base_url, row)},
     ]))
     event.add("url", booking_url(base_url, row))
     event.add("status", "CANCELLED" if row.status == "cancelled" else "CONFIRMED")
     cal.add_component(event)
     return cal.to_ical()
+
+
+def where(defs: DefinitionSet, queue_id: str, gettext: Callable[[str], str]) -> str:
+    """Where to come for this queue, in the booker's language: the department and its floor, or the one-stop counter."""
+    dep = defs.departments.get(queue_id)
+    if dep is None:
+        return gettext("総合窓口")
+    return f"{gettext(dep.name)}（{gettext(dep.location)}）" if dep.location else gettext(dep.name)
 
 
 def local_date(day: dt.date, lang: str) -> str:
@@ -71,13 +88,11 @@ def confirmation(row: Appointment, *, defs: DefinitionSet, city_name: str, base_
     gettext = i18n.gettext_for(lang)
     start = row.start_at.astimezone(tz)
     when = f"{local_date(start.date(), lang)} {start:%H:%M}"
-    dep = defs.departments.get(row.queue)
-    where = (f"{gettext(dep.name)}（{gettext(dep.location)}）" if dep and dep.location else
-             gettext(dep.name) if dep else gettext("総合窓口"))
+    place = where(defs, row.queue, gettext)
     body = "\n".join([
         gettext(BOOKED),
         gettext(WHEN) % {"when": when},
-        gettext(WHERE) % {"where": f"{city_name} {where}"},
+        gettext(WHERE) % {"where": f"{city_name} {place}"},
         gettext(CODE) % {"code": appointments.display_code(row.code)},
         gettext(SHOW),
     ])

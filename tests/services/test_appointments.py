@@ -235,3 +235,17 @@ def test_web_bookings_are_limited_per_address(db: Session, registry: DefinitionR
     assert appointments.forget_client_keys(db, now=NOW + dt.timedelta(days=2)) == 4
     assert db.scalar(select(Appointment.client_key).where(Appointment.office == off,
                                                           Appointment.client_key.is_not(None))) is None
+
+
+def test_ics_invitation_speaks_the_booking_language(db: Session, registry: DefinitionRegistry) -> None:
+    """A booking made on the English page gets an English invitation, the department named in English."""
+    row = book(db, registry, office(), at(DAY, "13:50"))
+    row.language = "en"
+    data = appointment_invite.ics(row, defs=registry.current, city_name="みどり市", base_url="https://city.example",
+                                  now=NOW)
+    (event,) = icalendar.Calendar.from_ical(data).walk("VEVENT")
+    summary, description = str(event["summary"]), str(event["description"])
+    assert summary.startswith("みどり市 counter appointment (") and "こども福祉課" not in summary
+    assert "Booking number: " + appointments.display_code(row.code) in description
+    assert f"Cancel or check: https://city.example/booking/{row.code}" in description
+    assert "予約番号" not in description
