@@ -81,6 +81,9 @@ def test_staff_books_for_a_caller_lists_the_day_and_checks_in_by_code(client: Te
     code = re.search(r"booked=(\w+)", res.headers["location"]).group(1)  # type: ignore[union-attr]
     listing = client.get(res.headers["location"], headers=HTML)
     assert f"{code[:5]}-{code[5:]}" in listing.text and "電話（職員）" in listing.text and "09:20" in listing.text
+    # Each booked row has its own check-in button (the row's code posted to the same check-in as the scanner).
+    row_button = 'action="/reception/check-in" class="inline">'
+    assert row_button in listing.text and f'name="code" value="{code}"' in listing.text
     # The slot (capacity 1) is now full for the phone page as well.
     full = client.post("/booking?lang=ja", data={"purpose": "kodomo:childcare", "start": "2026-12-01T09:20:00+09:00"},
                        headers=HTML)
@@ -98,6 +101,8 @@ def test_staff_books_for_a_caller_lists_the_day_and_checks_in_by_code(client: Te
     assert "予約の受付をしました。優先してお呼びします" in printed.text and ">予約<" in printed.text
     again = client.post("/reception/check-in", data={"csrf_token": csrf, "code": code}, headers=HTML)
     assert again.status_code == 409 and "すでに受付済み" in again.text
+    after = client.get("/reception/bookings?day=2026-12-01", headers=HTML)
+    assert f'name="code" value="{code}"' not in after.text  # checked in: no button any more
 
 
 def test_web_ticket_in_opening_hours_then_rate_limited(client: TestClient) -> None:
