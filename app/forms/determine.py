@@ -14,6 +14,7 @@ from app.forms.holidays import next_open_day
 from app.forms.loader import DefinitionSet
 from app.forms.roles import Roles, assign_roles
 from app.forms.schema import Application, FormField
+from app.forms.transforms import CHOICE_LABELS
 
 _INDEX = re.compile(r"\[\d+\]")
 
@@ -264,6 +265,7 @@ def determine_all(
     A certificate request asked for zero copies does not apply.
     """
     ctx = build_context(answers, case_number=case_number)
+    ctx[CHOICE_LABELS] = defs.choice_labels  # what `label:<path>` and `occupation` print
     visit_day = as_date(answers.get("visit_date"))
     out: list[Instance] = []
     for app_id in defs.application_order():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import graphlib
 import hashlib
 import io
@@ -30,7 +31,7 @@ from app.forms.schema import (
     InterviewField,
     InterviewSection,
 )
-from app.forms.transforms import TRANSFORMS
+from app.forms.transforms import LABEL_PREFIX, TRANSFORMS
 from app.forms.worst_case import item_at, worst_case_context
 from app.forms.yamlsource import Problem, SourceMap, YamlError, load_yaml
 
@@ -76,6 +77,12 @@ class DefinitionSet:
     opening_hours: tuple[Hours, ...] = (Hours(from_="08:30", to="17:15"),)
     # Bookable queues by queue id ("" = the one-stop counter), in the order of departments.yaml.
     appointments: dict[str, AppointmentQueue] = field(default_factory=dict)
+
+    @functools.cached_property
+    def choice_labels(self) -> dict[str, dict[str, str]]:
+        """Interview path → {choice value: label}, for every question with choices (the `label:` transform)."""
+        return {path: {c.value: c.label for c in info.field.choices}
+                for path, info in self.fields.items() if info.field.choices}
 
     def application_order(self) -> list[str]:
         """Application ids in an order that respects every `after` and `requires` constraint."""
@@ -197,10 +204,13 @@ def quote_expr(text: str, col: int | None) -> str:
 class _Checker:
     """Compiles expressions and checks the data paths they read against the interview."""
 
-    def __init__(self, known_paths: frozenset[str], problems: list[Problem], worst: dict[str, Any] | None = None):
+    def __init__(self, known_paths: frozenset[str], problems: list[Problem], worst: dict[str, Any] | None = None,
+                 choice_paths: Iterable[str] | None = None):
         self.known = known_paths
         self.problems = problems
         self.worst = worst
+        # Interview questions with choices (what a `label:<path>` transform may name); None: not known.
+        self.choice_paths = None if choice_paths is None else sorted(choice_paths)
         self.unknown: dict[str, dict[str, Any]] = {}
 
     def unknown_reference(self, full: str, raw: str, smap: SourceMap, path: str) -> None:
@@ -337,10 +347,19 @@ def _check_cells(
 ) -> None:
     for path, cell in cells:
         checker.expr(cell.source, smap, f"{path}.source", scope)
-        if cell.transform is not None and cell.transform not in TRANSFORMS:
+        if cell.transform is not None and cell.transform.startswith(LABEL_PREFIX):
+            target = cell.transform[len(LABEL_PREFIX):]
+            if checker.choice_paths is not None and target not in checker.choice_paths:
+                close = difflib.get_close_matches(target, checker.choice_paths, n=1)
+                hint = f"（{close[0]} のことですか）" if close else ""
+                checker.problems.append(
+                    Problem(smap.file, smap.line_of(f"{path}.transform"), f"{path}.transform",
+                            f"label: には interview.yaml の選択肢のある項目を書いてください: {target}{hint}"))
+        elif cell.transform is not None and cell.transform not in TRANSFORMS:
             checker.problems.append(
                 Problem(smap.file, smap.line_of(f"{path}.transform"), f"{path}.transform",
-                        f"未知の変換です: {cell.transform}（使えるもの: {', '.join(sorted(TRANSFORMS))}）")
+                        f"未知の変換です: {cell.transform}（使えるもの: {', '.join(sorted(TRANSFORMS))}、"
+                        f"label:<聞き取り項目>）")
             )
 
 
@@ -531,7 +550,8 @@ def load_definitions(directory: Path | str) -> DefinitionSet:
         # The interview has its own problems (reported above): check the applications against the
         # paths it still names, so that one typo there is not echoed by every reference elsewhere.
         known = _raw_known_paths(loaded[0])
-    checker = _Checker(known, problems, worst_case_context(interview) if interview is not None and fields else None)
+    checker = _Checker(known, problems, worst_case_context(interview) if interview is not None and fields else None,
+                       choice_paths=[p for p, info in fields.items() if info.field.choices] if interview is not None else None)
     if interview is not None and loaded is not None:
         smap = loaded[1]
         for si, section in enumerate(interview.sections):

@@ -167,10 +167,22 @@ def full_name_kana(value: Any, ctx: Mapping[str, Any]) -> str:
     return "　".join(p for p in parts if p)
 
 
-OCCUPATION_LABELS = {
-    "employee": "会社員", "civil_servant": "公務員", "part_time": "パート・アルバイト", "self_employed": "自営業",
-    "homemaker": "家事", "student": "学生", "job_seeking": "求職中", "unemployed": "無職", "other": "その他",
-}
+# The scope key under which determination puts the interview's own choice labels
+# ({"household.members[].occupation": {"employee": "会社員", ...}}): `label:<path>` and `occupation` read them,
+# so a city that rewords a choice in interview.yaml sees the new wording on every form.
+CHOICE_LABELS = "__choice_labels__"
+LABEL_PREFIX = "label:"
+OCCUPATION_PATH = "household.members[].occupation"
+
+
+def choice_label(path: str, value: Any, ctx: Mapping[str, Any]) -> str:
+    """A stored choice code → the interview's label for it (a list → labels joined by 、); unknown codes as given."""
+    labels: Mapping[str, str] = (ctx.get(CHOICE_LABELS) or {}).get(path) or {}
+    if isinstance(value, list):
+        return "、".join(labels.get(str(v), str(v)) for v in value if _present(v))
+    return labels.get(str(value), str(value))
+
+
 _JA = Locale("ja")
 
 
@@ -185,10 +197,11 @@ def country_or_text(value: Any, ctx: Mapping[str, Any]) -> str:
 def occupation(value: Any, ctx: Mapping[str, Any]) -> str:
     """An occupation code (or a member: its occupation and employer) → 会社員（株式会社みなと物産）."""
     if isinstance(value, Mapping):
-        label = OCCUPATION_LABELS.get(str(value.get("occupation")), "")
+        code = value.get("occupation")
+        label = choice_label(OCCUPATION_PATH, code, ctx) if _present(code) else ""
         employer = str(value.get("employer") or "")
         return f"{label}（{employer}）" if label and employer else label
-    return OCCUPATION_LABELS.get(str(value), "")
+    return choice_label(OCCUPATION_PATH, value, ctx)
 
 
 def register_name(value: Any, ctx: Mapping[str, Any]) -> str:
@@ -262,4 +275,6 @@ def apply_transform(name: str | None, value: Any, ctx: Mapping[str, Any]) -> Any
         return str(value)
     if not _present(value):
         return ""
+    if name.startswith(LABEL_PREFIX):
+        return choice_label(name[len(LABEL_PREFIX):], value, ctx)
     return TRANSFORMS[name](value, ctx)

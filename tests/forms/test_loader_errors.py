@@ -82,7 +82,7 @@ CASES: list[tuple[str, str, str]] = [
     ("unknown transform", GOOD_APP.replace("transform: full_name", "transform: fullname"),
      f"{F}:12: layout.sections.0.rows.0.cells.0.transform: 未知の変換です: fullname（使えるもの: account_type, "
      "address, address_with_postal, age, country, country_or_text, digits, full_name, full_name_kana, hiragana, insurance, kana, "
-     "kinship, occupation, postal, register_name, relationship, seireki, sex, wareki, wareki_short, yen, yes_no）"),
+     "kinship, occupation, postal, register_name, relationship, seireki, sex, wareki, wareki_short, yen, yes_no、label:<聞き取り項目>）"),
     ("bad kind", GOOD_APP.replace("kind: name}", "kind: nickname}"),
      f"{F}:12: layout.sections.0.rows.0.cells.0.kind: 次のいずれかを指定してください: 'name', 'kana', "
      "'address', 'birth_date', 'date', 'phone', 'my_number', 'postal_code', 'bank', 'text', 'check', "
