@@ -48,7 +48,8 @@ def _print_translation_coverage(defs: Any) -> int:
     from app.forms import translations
 
     try:
-        report = translations.coverage(defs, translations.load_catalogs(defs.directory))
+        catalogs = translations.load_catalogs(defs.directory)
+        report = translations.coverage(defs, catalogs)
     except translations.TranslationFileError as exc:
         print(f"i18n/{exc}")
         return 1
@@ -60,6 +61,14 @@ def _print_translation_coverage(defs: Any) -> int:
             print(f"    未翻訳 {missing}")
         for unused in item["unused"]:
             print(f"    使われていない訳 {unused}")
+    print("事前入力（スマートフォン）の質問・選択肢の翻訳（interview.yaml）:")
+    for lang, item in translations.question_coverage(defs, catalogs).items():
+        share = 100 * item["translated"] // max(1, item["total"])
+        print(f"  {lang}: {item['translated']}/{item['total']}（{share}%）")
+        for missing in item["missing"]:
+            print(f"    未翻訳 questions: {missing}")
+        for unused in item["unused"]:
+            print(f"    使われていない訳 questions: {unused}")
     return 0
 
 

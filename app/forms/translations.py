@@ -9,7 +9,8 @@ needs-resident reasons and the pages' own words are gettext messages (app/i18n).
 applies_when are read by the counter clerk only, so they are not translated. Japanese and やさしい日本語
 read the definitions as written (やさしい日本語 adds furigana, app/i18n/furigana.py). A text with no
 translation falls back to Japanese, visibly marked, and `kakanai check` prints each language's
-coverage. Pure: files in, dictionaries out.
+coverage: of the definition texts, and of the phone's questions (interview.yaml, where やさしい日本語
+has its own plain rewording too). Pure: files in, dictionaries out.
 
     # form_definitions/i18n/vi.yaml
     applications:
@@ -39,10 +40,14 @@ from app.forms.loader import DefinitionSet
 
 SECTIONS = ("applications", "documents", "deadlines", "external", "notes", "questions")
 # Sections of the definitions keyed by the Japanese text itself (applications are keyed by id); `questions`
-# (interview.yaml's wording on the phone's pre-entry) is looked up separately and not counted in coverage.
+# (interview.yaml's wording on the phone's pre-entry) is looked up and counted separately (question_coverage).
 TEXT_SECTIONS = ("documents", "deadlines", "external", "notes")
 # Shown after a Japanese text that has no translation yet (the resident sees why it is Japanese).
 FALLBACK_MARK = " [日本語]"
+# What the phone's pre-entry does not ask (the clerk settles it at the counter): the attendance section
+# (who came, agents, identity documents) and the visit date, member number and "came to the counter".
+COUNTER_SECTIONS = frozenset({"attendance"})
+COUNTER_FIELDS = frozenset({"visit_date", "id", "present"})
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,42 @@ def coverage(defs: DefinitionSet, catalogs: dict[str, Catalog]) -> dict[str, dic
             missing += sorted(f"{section}: {t}" for t in needed[section] if t not in have)
             stale += sorted(f"{section}: {t}" for t in have if t not in needed[section])
         out[lang] = {"translated": total - len(missing), "total": total, "missing": missing, "unused": stale}
+    return out
+
+
+def questions_to_translate(defs: DefinitionSet) -> set[str]:
+    """interview.yaml's texts of what the phone's pre-entry asks (app/routers/pre_entry_pages.py): section
+    titles (the part before 「（」) and help, each field's label and help, and its choices' labels. The
+    sections and fields the clerk settles at the counter are not asked there, so they are not counted."""
+    texts: set[str] = set()
+    for section in defs.interview.sections:
+        if section.id in COUNTER_SECTIONS:
+            continue
+        texts.add(section.title.split("（")[0])
+        if section.help:
+            texts.add(section.help)
+        for fdef in section.fields:
+            if fdef.path in COUNTER_FIELDS:
+                continue
+            texts.add(fdef.label)
+            if fdef.help:
+                texts.add(fdef.help)
+            texts.update(choice.label for choice in fdef.choices or [])
+    return texts
+
+
+def question_coverage(defs: DefinitionSet, catalogs: dict[str, Catalog]) -> dict[str, dict[str, Any]]:
+    """Per language (やさしい日本語 included): how many of the phone's questions are translated, and which
+    are missing (shown in Japanese, marked) or no longer asked (a changed Japanese text)."""
+    needed = questions_to_translate(defs)
+    out: dict[str, dict[str, Any]] = {}
+    for lang, cat in sorted(catalogs.items()):
+        if lang == "ja":
+            continue
+        missing = sorted(t for t in needed if t not in cat.questions)
+        unused = sorted(t for t in cat.questions if t not in needed)
+        out[lang] = {"translated": len(needed) - len(missing), "total": len(needed), "missing": missing,
+                     "unused": unused}
     return out
 
 

@@ -15,13 +15,12 @@ from typing import Any
 
 from app.forms.loader import ADDRESS_PARTS, DefinitionSet
 from app.forms.schema import InterviewField
-from app.forms.translations import FALLBACK_MARK, catalogs_for, is_japanese
+from app.forms.translations import COUNTER_FIELDS, COUNTER_SECTIONS, FALLBACK_MARK, catalogs_for, is_japanese
 from app.i18n import N_
 from app.services import counter
 
-# Sections and fields the clerk settles at the counter, not the resident at home.
-COUNTER_SECTIONS = frozenset({"attendance"})
-COUNTER_FIELDS = frozenset({"visit_date", "id", "present"})
+# Sections and fields the clerk settles at the counter, not the resident at home: COUNTER_SECTIONS and
+# COUNTER_FIELDS live in app/forms/translations.py, which counts the texts the phone shows.
 MORE_MEMBERS = "members.more"
 MEMBERS_PATH = "household.members"
 _MEMBER = re.compile(r"^household\.members\[(\d+)\]\.(.+)$")

@@ -190,3 +190,19 @@ def test_the_phone_in_english_tells_errors_in_english(live_server: LiveServer, p
     assert page.get_by_role("textbox", name="Phone number (reachable during the day)").get_attribute("aria-invalid") == "true"
     assert_clean(page, "pre question with an error (en)")
     screenshot(page, "pre_4_phone_error_en")
+
+
+def test_a_death_visit_on_the_phone_in_vietnamese(live_server: LiveServer, phone: Any) -> None:
+    """Beyond a move-in: after a death (おくやみ) the phone asks in the page language too."""
+    page = phone
+    page.goto(f"{live_server.url}/pre?lang=vi")
+    page.locator("form[action^='/pre/start'] button[type=submit]").click()
+    page.wait_for_url("**/pre/q")
+    page.get_by_label("Tang sự (người thân qua đời)").check()
+    page.locator("button[name=nav][value=next]").click()
+    page.goto(f"{live_server.url}/pre/q?step=death.heir_relationship")
+    assert page.locator("h1").inner_text() == "Quan hệ của người thừa kế với người đã mất"
+    assert page.get_by_label("Vợ/chồng").count() == 1
+    assert "[日本語]" not in page.locator("main").inner_text()
+    assert_clean(page, "pre question of a death visit (vi)")
+    screenshot(page, "pre_6_phone_death_vi")

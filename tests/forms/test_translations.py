@@ -1,8 +1,10 @@
-"""Definition text in the residents' languages (form_definitions/i18n/<lang>.yaml): coverage, visible
-fallback, bad files reported by name, and the coverage report of `kakanai check`."""
+"""Definition text in the residents' languages (form_definitions/i18n/<lang>.yaml): coverage of the
+definitions and of the phone's questions, visible fallback, bad files reported by name, and the coverage
+report of `kakanai check`."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -17,6 +19,9 @@ SHIPPED = PROJECT_ROOT / "form_definitions"
 
 
 SHIPPED_LANGUAGES = {"en", "vi", "zh-Hans", "ko", "pt"}
+# The phone's questions have a plain-Japanese rewording too.
+QUESTION_LANGUAGES = SHIPPED_LANGUAGES | {"ja-x-easy"}
+QUESTIONS_HEADER = "事前入力（スマートフォン）の質問・選択肢の翻訳"
 
 
 def test_every_shipped_language_is_complete() -> None:
@@ -29,6 +34,26 @@ def test_every_shipped_language_is_complete() -> None:
     assert total > 200
     for lang in sorted(SHIPPED_LANGUAGES):
         assert report[lang] == {"translated": total, "total": total, "missing": [], "unused": []}, lang
+
+
+def test_every_shipped_language_has_every_question_of_the_phone() -> None:
+    """Every question, section title and choice the phone's pre-entry asks is translated (and reworded in
+    やさしい日本語): a new or changed interview.yaml text fails here."""
+    defs = load_definitions(SHIPPED)
+    report = translations.question_coverage(defs, translations.load_catalogs(SHIPPED))
+    assert set(report) == QUESTION_LANGUAGES
+    total = len(translations.questions_to_translate(defs))
+    assert total > 200
+    for lang in sorted(QUESTION_LANGUAGES):
+        assert report[lang] == {"translated": total, "total": total, "missing": [], "unused": []}, lang
+
+
+def test_the_phones_questions_are_listed_as_the_phone_asks_them() -> None:
+    needed = translations.questions_to_translate(load_definitions(SHIPPED))
+    assert {"おくやみ", "亡くなった日", "離婚の種類", "協議離婚", "証明書の請求", "出生当時の世帯の主な仕事"} <= needed
+    assert "世帯の方" in needed  # a repeated section's title without its （n）
+    # What the clerk settles at the counter is not asked on the phone, so it needs no translation.
+    assert not {"来庁日", "来庁した方と本人確認", "代理人", "世帯員番号", "来庁している"} & needed
 
 
 def test_what_residents_see_is_listed_section_by_section() -> None:
@@ -90,14 +115,26 @@ def test_bad_files_are_reported_by_name(tmp_path: Path, text: str, message: str)
     assert str(err.value).startswith("xx.yaml: ")
 
 
+def _blocks(out: str) -> tuple[str, str]:
+    """`kakanai check`'s coverage of the definition texts, and of the phone's questions."""
+    definitions, questions = out.split(QUESTIONS_HEADER)
+    return definitions, questions
+
+
+def _totals(block: str) -> dict[str, tuple[int, int]]:
+    return {lang: (int(done), int(total)) for lang, done, total in re.findall(r"^  ([a-zA-Z-]+): (\d+)/(\d+)（", block, re.M)}
+
+
 def test_check_prints_each_languages_coverage(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["check", str(SHIPPED)]) == 0
     out = capsys.readouterr().out
-    import re
-
-    totals = {lang: (int(done), int(total)) for lang, done, total in re.findall(r"^  ([a-zA-Z-]+): (\d+)/(\d+)（", out, re.M)}
+    definitions, questions = _blocks(out)
+    totals = _totals(definitions)
     assert set(totals) == SHIPPED_LANGUAGES
     assert all(done == total > 200 for done, total in totals.values()), totals  # every language complete
+    asked = _totals(questions)
+    assert set(asked) == QUESTION_LANGUAGES
+    assert all(done == total > 200 for done, total in asked.values()), asked
     assert "未翻訳" not in out
     target = copy_set(tmp_path)
     ko = target / "i18n" / "ko.yaml"
@@ -105,8 +142,25 @@ def test_check_prints_each_languages_coverage(capsys: pytest.CaptureFixture[str]
     assert main(["check", str(target)]) == 0
     out = capsys.readouterr().out
     assert "未翻訳 documents: り災証明書（災害復旧）" in out
-    ko_done, ko_total = map(int, re.search(r"^  ko: (\d+)/(\d+)（", out, re.M).groups())
+    ko_done, ko_total = _totals(_blocks(out)[0])["ko"]
     assert ko_done == ko_total - 1
     (target / "i18n" / "xx.yaml").write_text("titles: {}\n", encoding="utf-8")
     assert main(["check", str(target)]) == 1
     assert "i18n/xx.yaml: 最上位には" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("lang", ["vi", "ja-x-easy"])
+def test_check_names_a_removed_question_translation(capsys: pytest.CaptureFixture[str], tmp_path: Path, lang: str) -> None:
+    target = copy_set(tmp_path)
+    path = target / "i18n" / f"{lang}.yaml"
+    text = path.read_text(encoding="utf-8")
+    kept = "".join(line for line in text.splitlines(keepends=True) if not line.startswith("  亡くなった日: "))
+    assert kept != text
+    path.write_text(kept, encoding="utf-8")
+    assert main(["check", str(target)]) == 0
+    definitions, questions = _blocks(capsys.readouterr().out)
+    assert "亡くなった日" not in definitions
+    assert "未翻訳 questions: 亡くなった日" in questions
+    asked = _totals(questions)
+    assert asked[lang][0] == asked[lang][1] - 1
+    assert all(done == total for other, (done, total) in asked.items() if other != lang)

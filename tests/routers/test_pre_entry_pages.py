@@ -142,3 +142,21 @@ def test_easy_japanese_asks_in_plain_words(client: TestClient) -> None:
     assert "なにが ありましたか" in page and "ほかの まちから ひっこして きた" in page
     assert "つぎへ" in page and "[日本語]" not in page
     assert "みょうじ" in client.get("/pre/q?lang=ja-x-easy&step=household.members[0].family_name").text
+
+
+def test_a_death_visit_asks_in_the_page_language(client: TestClient) -> None:
+    """Beyond a move-in: the questions after a death (おくやみ) are translated too, not shown in marked Japanese."""
+    start(client, "vi")
+    client.post("/pre/q?lang=vi", data={"step": "life_events", "value": ["death"]})
+    asked = {
+        "vi": ("Ngày mất", "Quan hệ của người thừa kế với người đã mất", "Vợ/chồng"),
+        "ko": ("돌아가신 날", "돌아가신 분과 상속인의 관계", "배우자"),
+    }
+    for lang, (died_on, relationship, spouse) in asked.items():
+        page = client.get(f"/pre/q?lang={lang}&step=death.died_on").text
+        assert 'value="death.died_on"' in page  # the asked question itself, not another one
+        assert died_on in page and "亡くなった日" not in page and "[日本語]" not in page, lang
+        page = client.get(f"/pre/q?lang={lang}&step=death.heir_relationship").text
+        assert relationship in page and spouse in page and "[日本語]" not in page, lang
+    # The same screen in plain Japanese.
+    assert "なくなった ひ" in client.get("/pre/q?lang=ja-x-easy&step=death.died_on").text
