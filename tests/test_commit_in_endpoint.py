@@ -23,7 +23,9 @@ from tests.conftest import PASSWORD
 
 def test_ticket_transaction_commits_in_the_endpoint_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url = f"sqlite:///{tmp_path / 'commit.db'}"
+    # No background round (notices, no-shows): its own commits would be counted here.
     settings = Settings(env="test", database_url=url, data_dir=tmp_path, live_poll_interval=0, instance_heartbeat_seconds=0,
+                        background_tasks=False,
                         definitions_dir=PROJECT_ROOT / "form_definitions")
     migrate(settings)
     engine = make_engine(url)
