@@ -43,6 +43,18 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     return _print_translation_coverage(defs)
 
 
+
+def _print_coverage(title: str, report: dict[str, dict[str, Any]], prefix: str) -> None:
+    """One coverage block of `kakanai check`: per language translated/total, then what is missing or unused."""
+    print(title)
+    for lang, item in report.items():
+        share = 100 * item["translated"] // max(1, item["total"])
+        print(f"  {lang}: {item['translated']}/{item['total']}（{share}%）")
+        for missing in item["missing"]:
+            print(f"    未翻訳 {prefix}{missing}")
+        for unused in item["unused"]:
+            print(f"    使われていない訳 {prefix}{unused}")
+
 def _print_translation_coverage(defs: Any) -> int:
     """Each language's share of the definition texts residents see (form_definitions/i18n/<lang>.yaml)."""
     from app.forms import translations
@@ -53,22 +65,9 @@ def _print_translation_coverage(defs: Any) -> int:
     except translations.TranslationFileError as exc:
         print(f"i18n/{exc}")
         return 1
-    print("住民向けの翻訳（申請書名・持ち物・期限・市役所の外の手続き・注意）:")
-    for lang, item in report.items():
-        share = 100 * item["translated"] // max(1, item["total"])
-        print(f"  {lang}: {item['translated']}/{item['total']}（{share}%）")
-        for missing in item["missing"]:
-            print(f"    未翻訳 {missing}")
-        for unused in item["unused"]:
-            print(f"    使われていない訳 {unused}")
-    print("事前入力（スマートフォン）の質問・選択肢の翻訳（interview.yaml）:")
-    for lang, item in translations.question_coverage(defs, catalogs).items():
-        share = 100 * item["translated"] // max(1, item["total"])
-        print(f"  {lang}: {item['translated']}/{item['total']}（{share}%）")
-        for missing in item["missing"]:
-            print(f"    未翻訳 questions: {missing}")
-        for unused in item["unused"]:
-            print(f"    使われていない訳 questions: {unused}")
+    _print_coverage("住民向けの翻訳（申請書名・持ち物・期限・市役所の外の手続き・注意）:", report, "")
+    _print_coverage("事前入力（スマートフォン）の質問・選択肢の翻訳（interview.yaml）:",
+                    translations.question_coverage(defs, catalogs), "questions: ")
     return 0
 
 
